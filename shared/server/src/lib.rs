@@ -1,1 +1,22 @@
-//! placeholder
+//! What every adscope gRPC binary shares: configuration from the
+//! environment, the layer stack, health and reflection, gRPC-Web, graceful
+//! shutdown, and channels to the other services.
+//!
+//! # Layout
+//!
+//! - [`config`]: environment settings, each failure naming its variable.
+//! - [`serve`]: [`GrpcServer`], which stacks tracing, CORS, gRPC-Web and the
+//!   tenant layer over a service's routes and serves them until shutdown.
+//! - [`health`]: the `grpc.health.v1` reporter driven by real checks.
+//! - [`client`]: channels to other adscope services that carry the tenant,
+//!   the caller's credentials and the trace.
+//! - [`shutdown`]: SIGTERM / Ctrl-C.
+
+pub mod client;
+pub mod config;
+pub mod health;
+pub mod serve;
+pub mod shutdown;
+
+pub use config::{CommonConfig, ConfigError};
+pub use serve::GrpcServer;

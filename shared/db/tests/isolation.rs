@@ -1,0 +1,466 @@
+//! Row-level security through the scoped wrapper, against a real
+//! PostgreSQL, connected as the analytics service role.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use adscope_db::schema::campaigns;
+use adscope_db::{AsyncPgConnection, Database, DbConfig, DbError, ServiceRole};
+use adscope_tenancy::{Principal, Role, TenantContext, TenantId};
+use adscope_testing::TestDb;
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Text, Uuid as SqlUuid};
+use diesel_async::{AsyncConnection, RunQueryDsl, SimpleAsyncConnection};
+use futures_util::FutureExt;
+use uuid::Uuid;
+
+fn context(tenant: TenantId) -> TenantContext {
+    let principal = Principal {
+        subject: "test".into(),
+        tenants: vec![tenant],
+        roles: vec![Role::Analyst],
+        scopes: vec![],
+    };
+    TenantContext::new(tenant, Arc::new(principal), None)
+}
+
+/// Two tenants with two campaigns each, written as the administrator.
+async fn seed(db: &TestDb) -> (TenantId, TenantId) {
+    let a = TenantId::new(Uuid::new_v4());
+    let b = TenantId::new(Uuid::new_v4());
+    let mut admin = AsyncPgConnection::establish(&db.admin_url()).await.unwrap();
+    admin
+        .batch_execute(&format!(
+            "INSERT INTO tenants (id, name) VALUES ('{a}', 'a'), ('{b}', 'b');
+             INSERT INTO campaigns (tenant_id, external_id, name, platform, status, currency) VALUES
+               ('{a}', 'c1', 'A one', 'meta', 'active', 'EUR'),
+               ('{a}', 'c2', 'A two', 'meta', 'active', 'EUR'),
+               ('{b}', 'c1', 'B one', 'meta', 'active', 'USD'),
+               ('{b}', 'c2', 'B two', 'meta', 'active', 'USD');"
+        ))
+        .await
+        .unwrap();
+    (a, b)
+}
+
+fn analytics(db: &TestDb, pool_size: u32) -> Database {
+    let mut config = DbConfig::new(db.url(ServiceRole::Analytics), ServiceRole::Analytics);
+    config.max_connections = pool_size;
+    Database::connect(&config).unwrap()
+}
+
+#[derive(QueryableByName)]
+struct Count {
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
+#[tokio::test]
+async fn with_no_tenant_set_the_service_role_sees_nothing_and_cannot_write() {
+    let db = TestDb::new().await;
+    let (a, _b) = seed(&db).await;
+
+    // A bare connection as the service role, outside the wrapper: the path
+    // that leaked in the system adscope replaces.
+    let mut raw = AsyncPgConnection::establish(&db.url(ServiceRole::Analytics))
+        .await
+        .unwrap();
+    let seen: Count = diesel::sql_query("SELECT count(*) AS n FROM campaigns")
+        .get_result(&mut raw)
+        .await
+        .unwrap();
+    assert_eq!(seen.n, 0, "no tenant set must mean no rows");
+
+    let insert = diesel::sql_query(
+        "INSERT INTO campaigns (tenant_id, external_id, name, platform, status, currency) \
+         VALUES ($1, 'x', 'x', 'meta', 'active', 'EUR')",
+    )
+    .bind::<SqlUuid, _>(a.as_uuid())
+    .execute(&mut raw)
+    .await;
+    assert!(insert.is_err(), "a write with no tenant set must fail");
+
+    // The same role through the wrapper sees exactly the tenant's rows.
+    let database = analytics(&db, 2);
+    let names: Vec<String> = database
+        .scoped(&context(a), |mut conn| {
+            async move {
+                campaigns::table
+                    .select(campaigns::name)
+                    .order(campaigns::name)
+                    .load(&mut conn)
+                    .await
+                    .map_err(DbError::from)
+            }
+            .boxed()
+        })
+        .await
+        .unwrap();
+    assert_eq!(names, ["A one", "A two"]);
+}
+
+#[tokio::test]
+async fn tenant_a_cannot_read_update_delete_or_insert_tenant_b_rows_with_raw_sql() {
+    let db = TestDb::new().await;
+    let (a, b) = seed(&db).await;
+    let database = analytics(&db, 2);
+
+    let outcome = database
+        .scoped(&context(a), |mut conn| {
+            async move {
+                let read: Vec<Count> = diesel::sql_query(
+                    "SELECT count(*) AS n FROM campaigns WHERE tenant_id = $1",
+                )
+                .bind::<SqlUuid, _>(b.as_uuid())
+                .load(&mut conn)
+                .await?;
+                let updated = diesel::sql_query(
+                    "UPDATE campaigns SET name = 'stolen' WHERE tenant_id = $1",
+                )
+                .bind::<SqlUuid, _>(b.as_uuid())
+                .execute(&mut conn)
+                .await?;
+                let deleted = diesel::sql_query("DELETE FROM campaigns WHERE tenant_id = $1")
+                    .bind::<SqlUuid, _>(b.as_uuid())
+                    .execute(&mut conn)
+                    .await?;
+                let own: Count = diesel::sql_query("SELECT count(*) AS n FROM campaigns")
+                    .get_result(&mut conn)
+                    .await?;
+                Ok::<_, DbError>((read[0].n, updated, deleted, own.n))
+            }
+            .boxed()
+        })
+        .await
+        .unwrap();
+    assert_eq!(outcome, (0, 0, 0, 2), "B invisible and untouched; A's two rows present");
+
+    let insert: Result<usize, DbError> = database
+        .scoped(&context(a), |mut conn| {
+            async move {
+                diesel::sql_query(
+                    "INSERT INTO campaigns (tenant_id, external_id, name, platform, status, currency) \
+                     VALUES ($1, 'planted', 'planted', 'meta', 'active', 'USD')",
+                )
+                .bind::<SqlUuid, _>(b.as_uuid())
+                .execute(&mut conn)
+                .await
+                .map_err(DbError::from)
+            }
+            .boxed()
+        })
+        .await;
+    let error = insert.expect_err("inserting a row for B while scoped to A must fail");
+    assert!(
+        error.to_string().contains("row-level security"),
+        "unexpected error: {error}"
+    );
+
+    // B's rows are exactly as seeded, seen as B.
+    let b_names: Vec<String> = database
+        .scoped(&context(b), |mut conn| {
+            async move {
+                campaigns::table
+                    .select(campaigns::name)
+                    .order(campaigns::name)
+                    .load(&mut conn)
+                    .await
+                    .map_err(DbError::from)
+            }
+            .boxed()
+        })
+        .await
+        .unwrap();
+    assert_eq!(b_names, ["B one", "B two"]);
+}
+
+#[tokio::test]
+async fn a_failed_unit_of_work_writes_nothing() {
+    let db = TestDb::new().await;
+    let (a, _) = seed(&db).await;
+    let database = analytics(&db, 1);
+
+    let failed: Result<(), DbError> = database
+        .scoped(&context(a), |mut conn| {
+            async move {
+                diesel::update(campaigns::table)
+                    .set(campaigns::name.eq("renamed"))
+                    .execute(&mut conn)
+                    .await?;
+                // A duplicate external id: the unit fails after its first write.
+                diesel::sql_query(
+                    "INSERT INTO campaigns (tenant_id, external_id, name, platform, status, currency) \
+                     VALUES ($1, 'c1', 'dup', 'meta', 'active', 'EUR')",
+                )
+                .bind::<SqlUuid, _>(a.as_uuid())
+                .execute(&mut conn)
+                .await?;
+                Ok(())
+            }
+            .boxed()
+        })
+        .await;
+    assert!(failed.is_err());
+
+    let names: Vec<String> = database
+        .scoped(&context(a), |mut conn| {
+            async move {
+                campaigns::table
+                    .select(campaigns::name)
+                    .order(campaigns::name)
+                    .load(&mut conn)
+                    .await
+                    .map_err(DbError::from)
+            }
+            .boxed()
+        })
+        .await
+        .unwrap();
+    assert_eq!(names, ["A one", "A two"], "the first write was rolled back");
+}
+
+#[tokio::test]
+async fn a_pooled_connection_carries_no_tenant_into_the_next_checkout() {
+    let db = TestDb::new().await;
+    let (a, _) = seed(&db).await;
+    let database = analytics(&db, 1);
+
+    let pid_in_unit: i32 = database
+        .scoped(&context(a), |mut conn| {
+            async move {
+                diesel::select(diesel::dsl::sql::<diesel::sql_types::Integer>(
+                    "pg_backend_pid()",
+                ))
+                .get_result(&mut conn)
+                .await
+                .map_err(DbError::from)
+            }
+            .boxed()
+        })
+        .await
+        .unwrap();
+
+    let probe = database.session_probe().await.unwrap();
+    assert_eq!(probe.backend_pid, pid_in_unit, "pool of one: the same connection");
+    assert!(!probe.in_transaction);
+    assert!(
+        probe.tenant_setting.as_deref().unwrap_or("").is_empty(),
+        "tenant leaked into the next checkout: {:?}",
+        probe.tenant_setting
+    );
+}
+
+#[tokio::test]
+async fn a_cancelled_unit_leaves_no_open_transaction_and_no_tenant() {
+    let db = TestDb::new().await;
+    let (a, _) = seed(&db).await;
+    let database = analytics(&db, 1);
+
+    let slow = database.scoped(&context(a), |mut conn| {
+        async move {
+            diesel::sql_query("SELECT pg_sleep(10)")
+                .execute(&mut conn)
+                .await
+                .map_err(DbError::from)
+        }
+        .boxed()
+    });
+    let timed_out = tokio::time::timeout(Duration::from_millis(300), slow).await;
+    assert!(timed_out.is_err(), "the unit should have been cancelled");
+
+    // The only connection was mid-transaction when dropped; the next checkout
+    // must not inherit that transaction or its tenant.
+    let probe = tokio::time::timeout(Duration::from_secs(10), database.session_probe())
+        .await
+        .expect("the pool must hand out a usable connection")
+        .unwrap();
+    assert!(!probe.in_transaction, "an open transaction was reused");
+    assert!(probe.tenant_setting.as_deref().unwrap_or("").is_empty());
+
+    // And the tenant's data is still whole and readable.
+    let n: i64 = database
+        .scoped(&context(a), |mut conn| {
+            async move {
+                campaigns::table
+                    .count()
+                    .get_result(&mut conn)
+                    .await
+                    .map_err(DbError::from)
+            }
+            .boxed()
+        })
+        .await
+        .unwrap();
+    assert_eq!(n, 2);
+}
+
+#[derive(QueryableByName, Debug)]
+struct TableSecurity {
+    #[diesel(sql_type = Text)]
+    table_name: String,
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    enabled: bool,
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    forced: bool,
+    #[diesel(sql_type = Text)]
+    commands: String,
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    writes_checked: bool,
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    key_starts_with_tenant: bool,
+}
+
+#[tokio::test]
+async fn every_table_with_tenant_id_has_forced_rls_a_policy_per_command_and_a_tenant_first_key() {
+    let db = TestDb::new().await;
+    let mut admin = AsyncPgConnection::establish(&db.admin_url()).await.unwrap();
+    let tables: Vec<TableSecurity> = diesel::sql_query(
+        "SELECT c.relname::text AS table_name,
+                c.relrowsecurity AS enabled,
+                c.relforcerowsecurity AS forced,
+                coalesce((SELECT string_agg(p.cmd::text, ',' ORDER BY p.cmd::text)
+                          FROM pg_policies p
+                          WHERE p.schemaname = n.nspname AND p.tablename = c.relname), '') AS commands,
+                coalesce((SELECT bool_and(p.with_check IS NOT NULL)
+                          FROM pg_policies p
+                          WHERE p.schemaname = n.nspname AND p.tablename = c.relname
+                            AND p.cmd IN ('INSERT', 'UPDATE')), false) AS writes_checked,
+                coalesce((SELECT a.attname = 'tenant_id'
+                          FROM pg_index i
+                          JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+                          WHERE i.indrelid = c.oid AND i.indisprimary), false) AS key_starts_with_tenant
+         FROM pg_class c
+         JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE c.relkind IN ('r', 'p') AND n.nspname = 'public'
+           AND EXISTS (SELECT FROM pg_attribute a
+                       WHERE a.attrelid = c.oid AND a.attname = 'tenant_id' AND NOT a.attisdropped)
+         ORDER BY 1",
+    )
+    .load(&mut admin)
+    .await
+    .unwrap();
+
+    assert!(
+        tables.len() >= 4,
+        "expected the tenant-owned tables, found {tables:?}"
+    );
+    for table in &tables {
+        assert!(table.enabled && table.forced, "{}: RLS not enabled and forced", table.table_name);
+        assert_eq!(
+            table.commands, "DELETE,INSERT,SELECT,UPDATE",
+            "{}: a policy per command",
+            table.table_name
+        );
+        assert!(table.writes_checked, "{}: writes need WITH CHECK", table.table_name);
+        assert!(
+            table.key_starts_with_tenant,
+            "{}: primary key must begin with tenant_id",
+            table.table_name
+        );
+    }
+}
+
+#[derive(QueryableByName, Debug, PartialEq)]
+struct RoleFlags {
+    #[diesel(sql_type = Text)]
+    name: String,
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    superuser: bool,
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    bypass_rls: bool,
+}
+
+#[tokio::test]
+async fn service_roles_are_not_superusers_and_only_health_bypasses_rls() {
+    let db = TestDb::new().await;
+    let mut admin = AsyncPgConnection::establish(&db.admin_url()).await.unwrap();
+    let roles: Vec<RoleFlags> = diesel::sql_query(
+        "SELECT rolname::text AS name, rolsuper AS superuser, rolbypassrls AS bypass_rls
+         FROM pg_roles
+         WHERE rolname IN ('adscope_analytics', 'adscope_integrations', 'adscope_health')
+         ORDER BY rolname",
+    )
+    .load(&mut admin)
+    .await
+    .unwrap();
+    let flags = |name: &str, bypass: bool| RoleFlags {
+        name: name.into(),
+        superuser: false,
+        bypass_rls: bypass,
+    };
+    assert_eq!(
+        roles,
+        vec![
+            flags("adscope_analytics", false),
+            flags("adscope_health", true),
+            flags("adscope_integrations", false),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn each_service_role_is_granted_only_its_own_tables() {
+    let db = TestDb::new().await;
+    seed(&db).await;
+
+    let mut analytics = AsyncPgConnection::establish(&db.url(ServiceRole::Analytics))
+        .await
+        .unwrap();
+    let denied = analytics.batch_execute("SELECT * FROM connections").await;
+    assert!(
+        denied.unwrap_err().to_string().contains("permission denied"),
+        "analytics must not read integrations' tables"
+    );
+
+    let mut integrations = AsyncPgConnection::establish(&db.url(ServiceRole::Integrations))
+        .await
+        .unwrap();
+    let denied = integrations.batch_execute("SELECT * FROM campaigns").await;
+    assert!(denied.unwrap_err().to_string().contains("permission denied"));
+
+    let mut health = AsyncPgConnection::establish(&db.url(ServiceRole::Health))
+        .await
+        .unwrap();
+    let write = health
+        .batch_execute("DELETE FROM campaigns")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        write.contains("read-only") || write.contains("permission denied"),
+        "the health role must not write: {write}"
+    );
+}
+
+#[tokio::test]
+async fn tenant_lookups_return_ids_only_and_only_to_integrations() {
+    let db = TestDb::new().await;
+    let (a, b) = seed(&db).await;
+    let airbyte = Uuid::new_v4();
+    let mut admin = AsyncPgConnection::establish(&db.admin_url()).await.unwrap();
+    admin
+        .batch_execute(&format!(
+            "INSERT INTO connections (tenant_id, name, provider, airbyte_connection_id)
+             VALUES ('{a}', 'meta sync', 'meta', '{airbyte}'),
+                    ('{b}', 'other', 'meta', '{other}')",
+            other = Uuid::new_v4()
+        ))
+        .await
+        .unwrap();
+
+    let config = DbConfig::new(db.url(ServiceRole::Integrations), ServiceRole::Integrations);
+    let integrations = Database::connect(&config).unwrap();
+    let mut tenants = integrations.active_tenant_ids().await.unwrap();
+    tenants.sort();
+    let mut expected = vec![a, b];
+    expected.sort();
+    assert_eq!(tenants, expected);
+    assert_eq!(integrations.connection_tenants(airbyte).await.unwrap(), vec![a]);
+    assert!(integrations.connection_tenants(Uuid::new_v4()).await.unwrap().is_empty());
+
+    let analytics = analytics(&db, 1);
+    assert!(
+        analytics.active_tenant_ids().await.is_err(),
+        "only integrations may enumerate tenants"
+    );
+}

@@ -1,0 +1,192 @@
+//! The server every adscope service runs.
+
+use std::sync::Arc;
+
+use adscope_tenancy::{MethodPolicy, TenantLayer, Verifier};
+use adscope_telemetry::ServerTraceLayer;
+use http::{HeaderName, HeaderValue, Method};
+use tokio::net::TcpListener;
+use tonic::service::Routes;
+use tonic_health::server::HealthReporter;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+/// Metadata a browser frontend sends over gRPC-Web.
+const CORS_REQUEST_HEADERS: &[&str] = &[
+    "content-type",
+    "x-grpc-web",
+    "x-user-agent",
+    "grpc-timeout",
+    "authorization",
+    "x-tenant-id",
+    "x-request-id",
+    "traceparent",
+    "tracestate",
+    "baggage",
+];
+
+/// Response metadata a browser frontend may read.
+const CORS_EXPOSED_HEADERS: &[&str] = &[
+    "grpc-status",
+    "grpc-message",
+    "grpc-status-details-bin",
+    "x-request-id",
+];
+
+/// A service's gRPC server: its routes plus health, reflection and
+/// gRPC-Web, behind the shared layers.
+pub struct GrpcServer {
+    routes: tonic::service::RoutesBuilder,
+    verifier: Arc<Verifier>,
+    policy: Arc<MethodPolicy>,
+    cors_origins: Vec<HeaderValue>,
+    descriptor_sets: Vec<&'static [u8]>,
+    health: HealthReporter,
+}
+
+impl std::fmt::Debug for GrpcServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GrpcServer")
+            .field("cors_origins", &self.cors_origins)
+            .finish_non_exhaustive()
+    }
+}
+
+impl GrpcServer {
+    /// A server that authorises calls with `verifier` and `policy`.
+    pub fn new(verifier: Arc<Verifier>, policy: MethodPolicy) -> Self {
+        let (health, health_service) = tonic_health::server::health_reporter();
+        let mut routes = tonic::service::RoutesBuilder::default();
+        routes.add_service(health_service);
+        GrpcServer {
+            routes,
+            verifier,
+            policy: Arc::new(policy),
+            cors_origins: Vec::new(),
+            descriptor_sets: vec![tonic_health::pb::FILE_DESCRIPTOR_SET],
+            health,
+        }
+    }
+
+    /// The reporter behind this server's `grpc.health.v1`.
+    pub fn health_reporter(&self) -> HealthReporter {
+        self.health.clone()
+    }
+
+    /// Adds a generated tonic service.
+    pub fn add_service<S>(mut self, service: S) -> Self
+    where
+        S: tower::Service<
+                http::Request<tonic::body::Body>,
+                Response = http::Response<tonic::body::Body>,
+                Error = std::convert::Infallible,
+            > + tonic::server::NamedService
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Future: Send + 'static,
+    {
+        self.routes.add_service(service);
+        self
+    }
+
+    /// Registers an encoded file descriptor set for server reflection.
+    pub fn reflect(mut self, descriptor_set: &'static [u8]) -> Self {
+        self.descriptor_sets.push(descriptor_set);
+        self
+    }
+
+    /// Browser origins allowed to call over gRPC-Web.
+    pub fn cors_origins(mut self, origins: Vec<HeaderValue>) -> Self {
+        self.cors_origins = origins;
+        self
+    }
+
+    /// The finished routes (gRPC services, health, reflection), for callers
+    /// that add plain HTTP routes next to them.
+    pub fn into_routes(self) -> Result<ServerParts, tonic_reflection::server::Error> {
+        let mut reflection = tonic_reflection::server::Builder::configure();
+        for set in &self.descriptor_sets {
+            reflection = reflection.register_encoded_file_descriptor_set(set);
+        }
+        let mut routes = self.routes;
+        routes.add_service(reflection.build_v1()?);
+        Ok(ServerParts {
+            routes: routes.routes(),
+            verifier: self.verifier,
+            policy: self.policy,
+            cors_origins: self.cors_origins,
+        })
+    }
+
+    /// Serves until `shutdown` resolves, then drains the calls in flight.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send,
+    ) -> anyhow::Result<()> {
+        self.into_routes()?.serve(listener, shutdown).await
+    }
+}
+
+/// Routes and the settings of the layers that go over them.
+pub struct ServerParts {
+    /// Every route; plain HTTP routes may be merged in through
+    /// `Routes::into_axum_router`.
+    pub routes: Routes,
+    verifier: Arc<Verifier>,
+    policy: Arc<MethodPolicy>,
+    cors_origins: Vec<HeaderValue>,
+}
+
+impl std::fmt::Debug for ServerParts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerParts").finish_non_exhaustive()
+    }
+}
+
+impl ServerParts {
+    /// Serves until `shutdown` resolves, then drains the calls in flight.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send,
+    ) -> anyhow::Result<()> {
+        let cors = cors_layer(self.cors_origins);
+        let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+        tonic::transport::Server::builder()
+            // gRPC-Web arrives over HTTP/1.1 from browsers.
+            .accept_http1(true)
+            // Outermost: one span per call, parented on the caller's trace,
+            // so everything below (including refusals) is traced.
+            .layer(ServerTraceLayer::new())
+            // CORS answers browser preflights before anything needs a token.
+            .layer(cors)
+            // Translate gRPC-Web to gRPC so the tenant layer and the services
+            // see one protocol, and its refusals reach browsers too.
+            .layer(tonic_web::GrpcWebLayer::new())
+            // Innermost: metadata to TenantContext, or the call ends here.
+            .layer(TenantLayer::new(self.verifier, self.policy))
+            .add_routes(self.routes)
+            .serve_with_incoming_shutdown(incoming, shutdown)
+            .await?;
+        Ok(())
+    }
+}
+
+fn cors_layer(origins: Vec<HeaderValue>) -> CorsLayer {
+    let request_headers: Vec<HeaderName> = CORS_REQUEST_HEADERS
+        .iter()
+        .map(|h| HeaderName::from_static(h))
+        .collect();
+    let exposed: Vec<HeaderName> = CORS_EXPOSED_HEADERS
+        .iter()
+        .map(|h| HeaderName::from_static(h))
+        .collect();
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::list(origins))
+        .allow_methods([Method::POST, Method::OPTIONS])
+        .allow_headers(request_headers)
+        .expose_headers(exposed)
+        .max_age(std::time::Duration::from_secs(600))
+}
