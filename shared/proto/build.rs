@@ -30,6 +30,8 @@ fn main() -> Result<(), Box<dyn Error>> {
     tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)
+        // Methods a service does not implement yet answer UNIMPLEMENTED.
+        .generate_default_stubs(true)
         .file_descriptor_set_path(out_dir.join("adscope_descriptor.bin"))
         .compile_with_config(config, &protos, &[proto_root, wkt_include])?;
     Ok(())

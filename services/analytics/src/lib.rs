@@ -1,1 +1,116 @@
-//! placeholder
+//! adscope analytics: campaigns, ad sets, ads, performance data, metrics and
+//! snapshots, every handler going through the tenant-scoped database wrapper.
+//!
+//! # Layout
+//!
+//! - [`campaigns`]: `CampaignService`.
+//! - [`convert`]: rows to messages and back (JSON ↔ `Struct`, times).
+//! - [`error`]: the one place errors become `tonic::Status`.
+
+pub mod campaigns;
+mod convert;
+mod error;
+
+use std::net::SocketAddr;
+
+use adscope_db::{Database, DbConfig, ServiceRole};
+use adscope_proto::analytics::v1 as pb;
+use adscope_server::health::{HealthMonitor, database_checks};
+use adscope_server::{CommonArgs, CommonConfig, GrpcServer};
+use adscope_tenancy::{Access, MethodPolicy, Role};
+use tokio::net::TcpListener;
+
+/// Where analytics listens unless told otherwise.
+pub const DEFAULT_ADDR: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 50051);
+
+/// Command line and environment of `adscope-analytics`.
+#[derive(Debug, clap::Parser)]
+#[command(name = "adscope-analytics", version, about = "adscope analytics gRPC service")]
+pub struct Args {
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+/// The gRPC services analytics serves (for health and reflection).
+pub const SERVICES: &[&str] = &[
+    "adscope.analytics.v1.CampaignService",
+    "adscope.analytics.v1.AdSetService",
+    "adscope.analytics.v1.AdService",
+    "adscope.analytics.v1.PerformanceService",
+    "adscope.analytics.v1.SnapshotService",
+];
+
+/// Who may call what: viewers read, analysts and admins write.
+pub fn policy() -> MethodPolicy {
+    let write = Access::Tenant {
+        min_role: Role::Analyst,
+    };
+    let read = Access::Tenant {
+        min_role: Role::Viewer,
+    };
+    let mut policy = MethodPolicy::new();
+    for service in SERVICES {
+        policy = policy.service(*service, write);
+    }
+    for method in [
+        "CampaignService/GetCampaign",
+        "CampaignService/ListCampaigns",
+        "AdSetService/GetAdSet",
+        "AdSetService/ListAdSets",
+        "AdService/GetAd",
+        "AdService/ListAds",
+        "PerformanceService/ListRecords",
+        "PerformanceService/QueryMetrics",
+        "SnapshotService/GetSnapshot",
+    ] {
+        policy = policy.method(format!("/adscope.analytics.v1.{method}"), read);
+    }
+    policy
+}
+
+/// The server with every analytics service, health and reflection.
+pub fn server(config: &CommonConfig, db: Database) -> GrpcServer {
+    let server = GrpcServer::new(config.verifier.clone(), policy())
+        .cors_origins(config.cors_origins.clone())
+        .reflect(adscope_proto::FILE_DESCRIPTOR_SET)
+        .add_service(pb::campaign_service_server::CampaignServiceServer::new(
+            campaigns::Campaigns::new(db.clone()),
+        ))
+        .add_service(pb::ad_set_service_server::AdSetServiceServer::new(
+            Unimplemented,
+        ))
+        .add_service(pb::ad_service_server::AdServiceServer::new(Unimplemented))
+        .add_service(pb::performance_service_server::PerformanceServiceServer::new(
+            Unimplemented,
+        ))
+        .add_service(pb::snapshot_service_server::SnapshotServiceServer::new(
+            Unimplemented,
+        ));
+    HealthMonitor::new(server.health_reporter(), SERVICES)
+        .checks(database_checks(&db))
+        .spawn();
+    server
+}
+
+/// Serves analytics on `listener` until `shutdown` resolves.
+pub async fn serve(
+    config: CommonConfig,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send,
+) -> anyhow::Result<()> {
+    let mut db_config = DbConfig::new(config.database_url.clone(), ServiceRole::Analytics);
+    db_config.max_connections = config.pool_size;
+    let db = Database::connect(&db_config)?;
+    server(&config, db).serve(listener, shutdown).await
+}
+
+/// Services whose methods are not built yet: every call answers
+/// `UNIMPLEMENTED` (the generated default), after the tenant layer.
+#[derive(Debug, Clone, Copy)]
+struct Unimplemented;
+
+impl pb::ad_set_service_server::AdSetService for Unimplemented {}
+impl pb::ad_service_server::AdService for Unimplemented {}
+impl pb::performance_service_server::PerformanceService for Unimplemented {}
+impl pb::snapshot_service_server::SnapshotService for Unimplemented {}

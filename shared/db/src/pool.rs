@@ -200,3 +200,23 @@ impl Database {
         })
     }
 }
+
+#[derive(diesel::QueryableByName)]
+struct LatestMigration {
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+    version: Option<String>,
+}
+
+impl Database {
+    /// The newest migration applied to the database, as this role sees it.
+    pub async fn applied_migration(&self) -> Result<Option<String>, DbError> {
+        use diesel_async::RunQueryDsl;
+
+        let mut pooled = self.checkout().await?;
+        let row: LatestMigration =
+            diesel::sql_query("SELECT max(version) AS version FROM adscope_schema_migrations")
+                .get_result(&mut pooled.conn)
+                .await?;
+        Ok(row.version)
+    }
+}

@@ -26,6 +26,7 @@ macro_rules! fixed_statement {
 }
 
 fixed_statement!(Begin, "BEGIN");
+#[cfg(feature = "fleet")]
 fixed_statement!(BeginReadOnly, "BEGIN READ ONLY");
 fixed_statement!(Commit, "COMMIT");
 fixed_statement!(Rollback, "ROLLBACK");

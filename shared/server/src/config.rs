@@ -5,7 +5,7 @@
 //! echoed in those messages.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
 
@@ -53,13 +53,17 @@ where
     }
 }
 
-/// The token verifier, from `ADSCOPE_JWT_HS256_SECRET` (development) or
-/// `ADSCOPE_JWT_PUBLIC_KEYS` (a PEM file of RSA / Ed25519 public keys), with
-/// `ADSCOPE_JWT_ISSUER` and `ADSCOPE_JWT_AUDIENCE` (both default `adscope`).
-pub fn verifier_from_env() -> Result<Verifier, ConfigError> {
-    let issuer = var("ADSCOPE_JWT_ISSUER").unwrap_or_else(|| "adscope".into());
-    let audience = var("ADSCOPE_JWT_AUDIENCE").unwrap_or_else(|| "adscope".into());
-    match (var("ADSCOPE_JWT_HS256_SECRET"), var("ADSCOPE_JWT_PUBLIC_KEYS")) {
+/// The token verifier: an HS256 secret (`ADSCOPE_JWT_HS256_SECRET`,
+/// development) or a PEM file of RSA / Ed25519 public keys
+/// (`ADSCOPE_JWT_PUBLIC_KEYS`, production); exactly one of them.
+pub fn verifier(
+    hs256_secret: Option<&str>,
+    public_keys: Option<&Path>,
+    issuer: String,
+    audience: String,
+) -> Result<Verifier, ConfigError> {
+    let hs256_secret = hs256_secret.map(str::trim).filter(|s| !s.is_empty());
+    match (hs256_secret, public_keys) {
         (Some(_), Some(_)) => Err(ConfigError::Invalid {
             name: "ADSCOPE_JWT_HS256_SECRET",
             reason: "set either it or ADSCOPE_JWT_PUBLIC_KEYS, not both".into(),
@@ -78,8 +82,9 @@ pub fn verifier_from_env() -> Result<Verifier, ConfigError> {
                 }
             })
         }
-        (None, Some(path)) => {
-            let pem = std::fs::read_to_string(&path).map_err(|e| ConfigError::Invalid {
+        (None, Some(file)) => {
+            let path = file.display();
+            let pem = std::fs::read_to_string(file).map_err(|e| ConfigError::Invalid {
                 name: "ADSCOPE_JWT_PUBLIC_KEYS",
                 reason: format!("cannot read {path}: {e}"),
             })?;
@@ -100,8 +105,8 @@ pub fn verifier_from_env() -> Result<Verifier, ConfigError> {
 
 /// Browser origins allowed to call over gRPC-Web (`ADSCOPE_CORS_ORIGINS`,
 /// comma separated). None by default: cross-origin calls are refused.
-pub fn cors_origins_from_env() -> Result<Vec<HeaderValue>, ConfigError> {
-    let Some(raw) = var("ADSCOPE_CORS_ORIGINS") else {
+pub fn cors_origins(raw: Option<&str>) -> Result<Vec<HeaderValue>, ConfigError> {
+    let Some(raw) = raw else {
         return Ok(Vec::new());
     };
     raw.split(',')
@@ -122,60 +127,75 @@ pub fn cors_origins_from_env() -> Result<Vec<HeaderValue>, ConfigError> {
         .collect()
 }
 
-/// The settings every service reads.
+/// The settings every service reads, as flags that mirror the environment.
+#[derive(Debug, Clone, clap::Args)]
+pub struct CommonArgs {
+    /// Address to listen on.
+    #[arg(long, env = "ADSCOPE_LISTEN_ADDR")]
+    pub listen_addr: Option<SocketAddr>,
+    /// postgres:// URL logging in as this service's own role.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: String,
+    /// Database connections in the pool.
+    #[arg(long, env = "ADSCOPE_DB_POOL_SIZE", default_value_t = 16,
+          value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub db_pool_size: u32,
+    /// HS256 secret for tokens, at least 32 bytes (development).
+    #[arg(long, env = "ADSCOPE_JWT_HS256_SECRET", hide_env_values = true)]
+    pub jwt_hs256_secret: Option<String>,
+    /// PEM file of RS256 / EdDSA public keys for tokens (production).
+    #[arg(long, env = "ADSCOPE_JWT_PUBLIC_KEYS")]
+    pub jwt_public_keys: Option<PathBuf>,
+    /// Expected token issuer (`iss`).
+    #[arg(long, env = "ADSCOPE_JWT_ISSUER", default_value = "adscope")]
+    pub jwt_issuer: String,
+    /// Expected token audience (`aud`).
+    #[arg(long, env = "ADSCOPE_JWT_AUDIENCE", default_value = "adscope")]
+    pub jwt_audience: String,
+    /// Comma-separated browser origins allowed to call over gRPC-Web.
+    #[arg(long, env = "ADSCOPE_CORS_ORIGINS")]
+    pub cors_origins: Option<String>,
+    /// OTLP/gRPC endpoint for traces (read by the telemetry set-up).
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
+    pub otel_exporter_otlp_endpoint: Option<String>,
+    /// Log filter, e.g. `info,adscope=debug`.
+    #[arg(long, env = "RUST_LOG")]
+    pub rust_log: Option<String>,
+}
+
+/// The validated common settings.
 #[derive(Debug, Clone)]
 pub struct CommonConfig {
-    /// `ADSCOPE_LISTEN_ADDR`.
     pub listen_addr: SocketAddr,
-    /// `DATABASE_URL`: the service's own login role.
     pub database_url: String,
-    /// `ADSCOPE_DB_POOL_SIZE` (default 16).
     pub pool_size: u32,
-    /// Built from the `ADSCOPE_JWT_*` settings.
     pub verifier: Arc<Verifier>,
-    /// `ADSCOPE_CORS_ORIGINS`.
     pub cors_origins: Vec<HeaderValue>,
 }
 
-impl CommonConfig {
-    /// Reads the common settings; `default_addr` is the service's port.
-    pub fn from_env(default_addr: SocketAddr) -> Result<CommonConfig, ConfigError> {
-        let pool_size = parsed("ADSCOPE_DB_POOL_SIZE", 16u32)?;
-        if pool_size == 0 {
-            return Err(ConfigError::Invalid {
-                name: "ADSCOPE_DB_POOL_SIZE",
-                reason: "must be at least 1".into(),
+impl CommonArgs {
+    /// Validates the settings; `default_addr` is the service's own port.
+    pub fn into_config(self, default_addr: SocketAddr) -> Result<CommonConfig, ConfigError> {
+        if self.database_url.trim().is_empty() {
+            return Err(ConfigError::Missing {
+                name: "DATABASE_URL",
+                hint: "a postgres:// URL logging in as this service's own role".into(),
             });
         }
+        let verifier = verifier(
+            self.jwt_hs256_secret.as_deref(),
+            self.jwt_public_keys.as_deref(),
+            self.jwt_issuer,
+            self.jwt_audience,
+        )?;
         Ok(CommonConfig {
-            listen_addr: parsed("ADSCOPE_LISTEN_ADDR", default_addr)?,
-            database_url: required(
-                "DATABASE_URL",
-                "a postgres:// URL logging in as this service's own role",
-            )?,
-            pool_size,
-            verifier: Arc::new(verifier_from_env()?),
-            cors_origins: cors_origins_from_env()?,
+            listen_addr: self.listen_addr.unwrap_or(default_addr),
+            database_url: self.database_url,
+            pool_size: self.db_pool_size,
+            verifier: Arc::new(verifier),
+            cors_origins: cors_origins(self.cors_origins.as_deref())?,
         })
     }
-}
-
-/// The `--help` text shared by the service binaries.
-pub fn common_help(default_addr: &str) -> String {
-    format!(
-        "Configuration (environment):\n\
-         \x20 ADSCOPE_LISTEN_ADDR         address to listen on (default {default_addr})\n\
-         \x20 DATABASE_URL                postgres:// URL for this service's own role (required)\n\
-         \x20 ADSCOPE_DB_POOL_SIZE        database connections (default 16)\n\
-         \x20 ADSCOPE_JWT_HS256_SECRET    HS256 secret, at least 32 bytes (development)\n\
-         \x20 ADSCOPE_JWT_PUBLIC_KEYS     PEM file of RS256/EdDSA public keys (production)\n\
-         \x20 ADSCOPE_JWT_ISSUER          expected `iss` (default adscope)\n\
-         \x20 ADSCOPE_JWT_AUDIENCE        expected `aud` (default adscope)\n\
-         \x20 ADSCOPE_CORS_ORIGINS        comma-separated browser origins for gRPC-Web\n\
-         \x20 OTEL_EXPORTER_OTLP_ENDPOINT OTLP/gRPC endpoint for traces (optional)\n\
-         \x20 OTEL_SERVICE_NAME           service name in traces\n\
-         \x20 RUST_LOG                    log filter (default info)\n"
-    )
 }
 
 /// A path setting (`ADSCOPE_KMS_KEY_FILE` and the like).

@@ -7,6 +7,7 @@
 
 use std::time::Duration;
 
+use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
@@ -87,5 +88,47 @@ impl HealthMonitor {
                 self.run_once().await;
             }
         })
+    }
+}
+
+/// The checks every service runs on its own pool: the database answers
+/// through the service's role, and its migrations are the ones this build
+/// expects.
+pub fn database_checks(db: &adscope_db::Database) -> Vec<(&'static str, Check)> {
+    let reachable = db.clone();
+    let migrated = db.clone();
+    vec![
+        (
+            "database",
+            Box::new(move || {
+                let db = reachable.clone();
+                async move { db.ping().await.map_err(|e| e.to_string()) }.boxed()
+            }) as Check,
+        ),
+        (
+            "migrations",
+            Box::new(move || {
+                let db = migrated.clone();
+                async move {
+                    let expected = adscope_db::migrate::latest_version();
+                    match db.applied_migration().await.map_err(|e| e.to_string())? {
+                        Some(version) if version == expected => Ok(()),
+                        other => Err(format!(
+                            "database is at migration {other:?}, this build expects {expected}; \
+                             run `adscope migrate`"
+                        )),
+                    }
+                }
+                .boxed()
+            }) as Check,
+        ),
+    ]
+}
+
+impl HealthMonitor {
+    /// Adds several checks.
+    pub fn checks(mut self, checks: Vec<(&'static str, Check)>) -> Self {
+        self.checks.extend(checks);
+        self
     }
 }

@@ -18,5 +18,5 @@ pub mod health;
 pub mod serve;
 pub mod shutdown;
 
-pub use config::{CommonConfig, ConfigError};
+pub use config::{CommonArgs, CommonConfig, ConfigError};
 pub use serve::GrpcServer;
