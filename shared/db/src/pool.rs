@@ -162,8 +162,6 @@ pub struct SessionProbe {
     /// `app.tenant_id` as the session sees it outside any unit of work
     /// (`None` or empty means no tenant).
     pub tenant_setting: Option<String>,
-    /// Whether a transaction was already open when the probe ran.
-    pub in_transaction: bool,
 }
 
 #[derive(diesel::QueryableByName)]
@@ -172,8 +170,6 @@ struct ProbeRow {
     pid: i32,
     #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
     setting: Option<String>,
-    #[diesel(sql_type = diesel::sql_types::Bool)]
-    open: bool,
 }
 
 impl Database {
@@ -183,20 +179,14 @@ impl Database {
         use diesel_async::RunQueryDsl;
 
         let mut pooled = self.checkout().await?;
-        // xact_start equals query_start only when this statement opened the
-        // transaction, i.e. none was left open by an earlier checkout.
         let row: ProbeRow = diesel::sql_query(
-            "SELECT pg_backend_pid() AS pid, \
-                    current_setting('app.tenant_id', true) AS setting, \
-                    (xact_start <> query_start) AS open \
-             FROM pg_stat_activity WHERE pid = pg_backend_pid()",
+            "SELECT pg_backend_pid() AS pid, current_setting('app.tenant_id', true) AS setting",
         )
         .get_result(&mut pooled.conn)
         .await?;
         Ok(SessionProbe {
             backend_pid: row.pid,
             tenant_setting: row.setting,
-            in_transaction: row.open,
         })
     }
 }

@@ -26,7 +26,7 @@ fn fleet_context() -> FleetContext {
 async fn fleet_reads_see_every_tenant_and_cannot_write() {
     let db = TestDb::new().await;
     let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
-    let mut admin = AsyncPgConnection::establish(&db.admin_url()).await.unwrap();
+    let mut admin = AsyncPgConnection::establish(db.admin_url()).await.unwrap();
     admin
         .batch_execute(&format!(
             "INSERT INTO tenants (id, name) VALUES ('{a}', 'a'), ('{b}', 'b');

@@ -28,7 +28,7 @@ fn context(tenant: TenantId) -> TenantContext {
 async fn seed(db: &TestDb) -> (TenantId, TenantId) {
     let a = TenantId::new(Uuid::new_v4());
     let b = TenantId::new(Uuid::new_v4());
-    let mut admin = AsyncPgConnection::establish(&db.admin_url()).await.unwrap();
+    let mut admin = AsyncPgConnection::establish(db.admin_url()).await.unwrap();
     admin
         .batch_execute(&format!(
             "INSERT INTO tenants (id, name) VALUES ('{a}', 'a'), ('{b}', 'b');
@@ -47,6 +47,37 @@ fn analytics(db: &TestDb, pool_size: u32) -> Database {
     let mut config = DbConfig::new(db.url(ServiceRole::Analytics), ServiceRole::Analytics);
     config.max_connections = pool_size;
     Database::connect(&config).unwrap()
+}
+
+#[derive(QueryableByName)]
+struct State {
+    #[diesel(sql_type = diesel::sql_types::Nullable<Text>)]
+    state: Option<String>,
+}
+
+/// A backend's state as pg_stat_activity shows it to the administrator.
+async fn backend_state(db: &TestDb, pid: i32) -> Option<String> {
+    let mut admin = AsyncPgConnection::establish(db.admin_url()).await.unwrap();
+    let rows: Vec<State> = diesel::sql_query("SELECT state FROM pg_stat_activity WHERE pid = $1")
+        .bind::<diesel::sql_types::Integer, _>(pid)
+        .load(&mut admin)
+        .await
+        .unwrap();
+    rows.into_iter().next().and_then(|r| r.state)
+}
+
+/// Whether any analytics connection to this database is idle in a transaction.
+async fn idle_in_transaction(db: &TestDb) -> bool {
+    let mut admin = AsyncPgConnection::establish(db.admin_url()).await.unwrap();
+    let n: Count = diesel::sql_query(
+        "SELECT count(*) AS n FROM pg_stat_activity \
+         WHERE datname = $1 AND usename = 'adscope_analytics' AND state LIKE 'idle in transaction%'",
+    )
+    .bind::<Text, _>(db.name())
+    .get_result(&mut admin)
+    .await
+    .unwrap();
+    n.n > 0
 }
 
 #[derive(QueryableByName)]
@@ -240,9 +271,11 @@ async fn a_pooled_connection_carries_no_tenant_into_the_next_checkout() {
         .await
         .unwrap();
 
+    // Seen from outside, the connection sits idle: its transaction ended.
+    assert_eq!(backend_state(&db, pid_in_unit).await.as_deref(), Some("idle"));
+
     let probe = database.session_probe().await.unwrap();
     assert_eq!(probe.backend_pid, pid_in_unit, "pool of one: the same connection");
-    assert!(!probe.in_transaction);
     assert!(
         probe.tenant_setting.as_deref().unwrap_or("").is_empty(),
         "tenant leaked into the next checkout: {:?}",
@@ -256,7 +289,8 @@ async fn a_cancelled_unit_leaves_no_open_transaction_and_no_tenant() {
     let (a, _) = seed(&db).await;
     let database = analytics(&db, 1);
 
-    let slow = database.scoped(&context(a), |mut conn| {
+    let ctx = context(a);
+    let slow = database.scoped(&ctx, |mut conn| {
         async move {
             diesel::sql_query("SELECT pg_sleep(10)")
                 .execute(&mut conn)
@@ -274,8 +308,16 @@ async fn a_cancelled_unit_leaves_no_open_transaction_and_no_tenant() {
         .await
         .expect("the pool must hand out a usable connection")
         .unwrap();
-    assert!(!probe.in_transaction, "an open transaction was reused");
     assert!(probe.tenant_setting.as_deref().unwrap_or("").is_empty());
+    assert_eq!(
+        backend_state(&db, probe.backend_pid).await.as_deref(),
+        Some("idle"),
+        "the next checkout must not be inside a transaction"
+    );
+    assert!(
+        !idle_in_transaction(&db).await,
+        "no pooled connection of the service may sit in an open transaction"
+    );
 
     // And the tenant's data is still whole and readable.
     let n: i64 = database
@@ -313,7 +355,7 @@ struct TableSecurity {
 #[tokio::test]
 async fn every_table_with_tenant_id_has_forced_rls_a_policy_per_command_and_a_tenant_first_key() {
     let db = TestDb::new().await;
-    let mut admin = AsyncPgConnection::establish(&db.admin_url()).await.unwrap();
+    let mut admin = AsyncPgConnection::establish(db.admin_url()).await.unwrap();
     let tables: Vec<TableSecurity> = diesel::sql_query(
         "SELECT c.relname::text AS table_name,
                 c.relrowsecurity AS enabled,
@@ -373,7 +415,7 @@ struct RoleFlags {
 #[tokio::test]
 async fn service_roles_are_not_superusers_and_only_health_bypasses_rls() {
     let db = TestDb::new().await;
-    let mut admin = AsyncPgConnection::establish(&db.admin_url()).await.unwrap();
+    let mut admin = AsyncPgConnection::establish(db.admin_url()).await.unwrap();
     let roles: Vec<RoleFlags> = diesel::sql_query(
         "SELECT rolname::text AS name, rolsuper AS superuser, rolbypassrls AS bypass_rls
          FROM pg_roles
@@ -437,7 +479,7 @@ async fn tenant_lookups_return_ids_only_and_only_to_integrations() {
     let db = TestDb::new().await;
     let (a, b) = seed(&db).await;
     let airbyte = Uuid::new_v4();
-    let mut admin = AsyncPgConnection::establish(&db.admin_url()).await.unwrap();
+    let mut admin = AsyncPgConnection::establish(db.admin_url()).await.unwrap();
     admin
         .batch_execute(&format!(
             "INSERT INTO connections (tenant_id, name, provider, airbyte_connection_id)
