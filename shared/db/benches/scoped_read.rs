@@ -201,6 +201,28 @@ async fn main() {
             }
         }
     };
+    let single_read = {
+        let scoped = scoped.clone();
+        let ctx = ctx.clone();
+        move |id: Uuid| {
+            let scoped = scoped.clone();
+            let ctx = ctx.clone();
+            async move {
+                let rows: Vec<Row> = scoped
+                    .scoped_load(
+                        &ctx,
+                        campaigns::table
+                            .filter(campaigns::id.eq(id))
+                            .select(Row::as_select())
+                            .limit(1),
+                    )
+                    .await
+                    .unwrap();
+                assert_eq!(rows.len(), 1);
+                std::hint::black_box(rows);
+            }
+        }
+    };
     let bare_read = {
         let bare = bare.clone();
         move |id: Uuid| {
@@ -222,10 +244,13 @@ async fn main() {
     // interleaved, so drift on a busy machine hits both alike.
     drive("warmup", TASKS * 200, ids.clone(), bare_read.clone()).await;
     drive("warmup", TASKS * 200, ids.clone(), scoped_read.clone()).await;
+    drive("warmup", TASKS * 200, ids.clone(), single_read.clone()).await;
     let mut bare_runs = Vec::new();
     let mut scoped_runs = Vec::new();
+    let mut single_runs = Vec::new();
     for _ in 0..2 {
         bare_runs.push(drive("bare", ops / 2, ids.clone(), bare_read.clone()).await);
+        single_runs.push(drive("single", ops / 2, ids.clone(), single_read.clone()).await);
         scoped_runs.push(drive("scoped", ops / 2, ids.clone(), scoped_read.clone()).await);
     }
     let merge = |label, runs: Vec<Stats>| {
@@ -242,10 +267,19 @@ async fn main() {
     };
     let bare_stats = merge("bare", bare_runs);
     let scoped_stats = merge("scoped", scoped_runs);
+    let single_stats = merge("single", single_runs);
 
     println!("primary-key read, analytics role, {TASKS} concurrent tasks");
+    println!("  bare:   plain pooled connection, tenant set once per session");
+    println!("  single: Database::scoped_load (opening, read and COMMIT in one write)");
+    println!("  scoped: Database::scoped (opening pipelined with the read, then COMMIT)");
     bare_stats.print();
+    single_stats.print();
     scoped_stats.print();
+    println!(
+        "single / bare throughput: {:.2}x",
+        single_stats.per_second() / bare_stats.per_second()
+    );
     println!(
         "scoped / bare throughput: {:.2}x",
         scoped_stats.per_second() / bare_stats.per_second()

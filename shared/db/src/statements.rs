@@ -7,8 +7,7 @@
 
 use diesel::pg::Pg;
 use diesel::query_builder::{AstPass, QueryFragment, QueryId};
-use diesel::sql_types::{Bool, Text};
-use diesel::{QueryResult, define_sql_function};
+use diesel::QueryResult;
 
 macro_rules! fixed_statement {
     ($name:ident, $sql:literal) => {
@@ -25,16 +24,20 @@ macro_rules! fixed_statement {
     };
 }
 
-fixed_statement!(Begin, "BEGIN");
 #[cfg(feature = "fleet")]
 fixed_statement!(BeginReadOnly, "BEGIN READ ONLY");
+fixed_statement!(Begin, "BEGIN");
 fixed_statement!(Commit, "COMMIT");
 fixed_statement!(Rollback, "ROLLBACK");
 
-define_sql_function! {
-    /// PostgreSQL's `set_config(setting, value, is_local)`.
-    fn set_config(setting: Text, value: Text, is_local: Bool) -> Text;
-}
-
 /// The setting row-level security policies compare `tenant_id` with.
 pub(crate) const TENANT_SETTING: &str = "app.tenant_id";
+
+diesel::define_sql_function! {
+    /// PostgreSQL's `set_config(setting, value, is_local)`.
+    fn set_config(
+        setting: diesel::sql_types::Text,
+        value: diesel::sql_types::Text,
+        is_local: diesel::sql_types::Bool,
+    ) -> diesel::sql_types::Text;
+}
