@@ -6,8 +6,6 @@ use adscope_proto::analytics::v1 as pb;
 use adscope_tenancy::tenant_context;
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use diesel_async::RunQueryDsl;
-use futures_util::FutureExt;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
@@ -203,20 +201,19 @@ impl pb::campaign_service_server::CampaignService for Campaigns {
             .ok_or_else(|| Status::invalid_argument("campaign is required"))?;
         let row = new_campaign(*ctx.tenant_id().as_uuid(), campaign)?;
 
-        let created: CampaignRow = self
+        // One statement: the insert-returning, its opening and its COMMIT
+        // leave in one write.
+        let created: Vec<CampaignRow> = self
             .db
-            .scoped(&ctx, |mut conn| {
-                async move {
-                    diesel::insert_into(campaigns::table)
-                        .values(&row)
-                        .returning(CampaignRow::as_returning())
-                        .get_result(&mut conn)
-                        .await
-                        .map_err(ApiError::from)
-                }
-                .boxed()
-            })
-            .await?;
+            .scoped_load(
+                &ctx,
+                diesel::insert_into(campaigns::table)
+                    .values(row)
+                    .returning(CampaignRow::as_returning()),
+            )
+            .await
+            .map_err(ApiError::from)?;
+        let created = created.into_iter().next().ok_or(ApiError::NotFound("campaign"))?;
         Ok(Response::new(pb::CreateCampaignResponse {
             campaign: Some(created.into()),
         }))
@@ -229,22 +226,20 @@ impl pb::campaign_service_server::CampaignService for Campaigns {
         let ctx = tenant_context(&request)?.clone();
         let id = parse_id("id", &request.get_ref().id)?;
 
-        let found: Option<CampaignRow> = self
+        // Row-level security makes another tenant's id look exactly like an
+        // id that does not exist.
+        let found: Vec<CampaignRow> = self
             .db
-            .scoped(&ctx, |mut conn| {
-                async move {
-                    campaigns::table
-                        .filter(campaigns::id.eq(id))
-                        .select(CampaignRow::as_select())
-                        .first(&mut conn)
-                        .await
-                        .optional()
-                        .map_err(ApiError::from)
-                }
-                .boxed()
-            })
-            .await?;
-        let campaign = found.ok_or(ApiError::NotFound("campaign"))?;
+            .scoped_load(
+                &ctx,
+                campaigns::table
+                    .filter(campaigns::id.eq(id))
+                    .select(CampaignRow::as_select())
+                    .limit(1),
+            )
+            .await
+            .map_err(ApiError::from)?;
+        let campaign = found.into_iter().next().ok_or(ApiError::NotFound("campaign"))?;
         Ok(Response::new(pb::GetCampaignResponse {
             campaign: Some(campaign.into()),
         }))

@@ -506,3 +506,101 @@ async fn tenant_lookups_return_ids_only_and_only_to_integrations() {
         "only integrations may enumerate tenants"
     );
 }
+
+#[tokio::test]
+async fn single_statement_units_are_scoped_to_their_tenant() {
+    let db = TestDb::new().await;
+    let (a, b) = seed(&db).await;
+    let database = analytics(&db, 1);
+
+    let names: Vec<String> = database
+        .scoped_load(
+            &context(a),
+            campaigns::table
+                .select(campaigns::name)
+                .order(campaigns::name),
+        )
+        .await
+        .unwrap();
+    assert_eq!(names, ["A one", "A two"]);
+
+    let b_as_a: Vec<String> = database
+        .scoped_load(
+            &context(a),
+            campaigns::table
+                .filter(campaigns::tenant_id.eq(b.as_uuid()))
+                .select(campaigns::name),
+        )
+        .await
+        .unwrap();
+    assert!(b_as_a.is_empty(), "A must not see B's rows");
+
+    let renamed = database
+        .scoped_execute(
+            &context(a),
+            diesel::update(campaigns::table.filter(campaigns::tenant_id.eq(b.as_uuid())))
+                .set(campaigns::name.eq("stolen")),
+        )
+        .await
+        .unwrap();
+    assert_eq!(renamed, 0);
+
+    let planted = database
+        .scoped_execute(
+            &context(a),
+            diesel::insert_into(campaigns::table).values((
+                campaigns::tenant_id.eq(b.as_uuid()),
+                campaigns::external_id.eq("planted"),
+                campaigns::name.eq("planted"),
+                campaigns::platform.eq("meta"),
+                campaigns::status.eq("active"),
+                campaigns::currency.eq("USD"),
+            )),
+        )
+        .await;
+    assert!(planted.is_err(), "a row for B written as A must be refused");
+
+    // The failed insert left the only connection clean: no transaction, no tenant.
+    let probe = database.session_probe().await.unwrap();
+    assert!(probe.tenant_setting.as_deref().unwrap_or("").is_empty());
+    assert_eq!(backend_state(&db, probe.backend_pid).await.as_deref(), Some("idle"));
+
+    let b_names: Vec<String> = database
+        .scoped_load(
+            &context(b),
+            campaigns::table
+                .select(campaigns::name)
+                .order(campaigns::name),
+        )
+        .await
+        .unwrap();
+    assert_eq!(b_names, ["B one", "B two"], "B's rows are untouched");
+}
+
+#[tokio::test]
+async fn a_single_statement_write_commits_before_it_returns() {
+    let db = TestDb::new().await;
+    let (a, _) = seed(&db).await;
+    let database = analytics(&db, 2);
+
+    let updated = database
+        .scoped_execute(
+            &context(a),
+            diesel::update(campaigns::table.filter(campaigns::external_id.eq("c1")))
+                .set(campaigns::name.eq("A renamed")),
+        )
+        .await
+        .unwrap();
+    assert_eq!(updated, 1);
+
+    // Seen from a separate administrator session: committed, not pending.
+    let mut admin = AsyncPgConnection::establish(db.admin_url()).await.unwrap();
+    let names: Vec<String> = campaigns::table
+        .filter(campaigns::tenant_id.eq(a.as_uuid()))
+        .select(campaigns::name)
+        .order(campaigns::name)
+        .load(&mut admin)
+        .await
+        .unwrap();
+    assert_eq!(names, ["A renamed", "A two"]);
+}
