@@ -37,7 +37,10 @@ const FLEET: &str = "adscope-db feature \"fleet\"";
 #[test]
 fn only_the_health_service_enables_fleet_scope() {
     let health = feature_graph("adscope-health");
-    assert!(health.contains(FLEET), "health must build with fleet:\n{health}");
+    assert!(
+        health.contains(FLEET),
+        "health must build with fleet:\n{health}"
+    );
 
     for package in ["adscope-analytics", "adscope-integrations"] {
         let graph = feature_graph(package);

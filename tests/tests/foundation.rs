@@ -10,14 +10,14 @@ use std::time::Duration;
 use adscope_e2e::{request, seed_tenants, start_analytics, start_health};
 use adscope_proto::analytics::v1 as pb;
 use adscope_proto::analytics::v1::campaign_service_client::CampaignServiceClient;
-use adscope_proto::fleet::v1::fleet_service_client::FleetServiceClient;
 use adscope_proto::fleet::v1::GetFleetStatusRequest;
+use adscope_proto::fleet::v1::fleet_service_client::FleetServiceClient;
 use adscope_tenancy::{Credential, Principal, Role, TenantContext, TokenSpec};
 use adscope_testing::{TestDb, fleet_token, token, token_for};
 use tonic::Code;
+use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
-use tonic_health::pb::HealthCheckRequest;
 
 fn campaign(external_id: &str, name: &str) -> pb::CreateCampaignRequest {
     pb::CreateCampaignRequest {
@@ -47,14 +47,22 @@ async fn tenant_b_cannot_read_tenant_a_campaign_and_a_still_can() {
 
     // Both tenants use the same external id: unique per tenant, not globally.
     let created = client
-        .create_campaign(request(campaign("shared-ext", "A spring"), &token_a, Some(a)))
+        .create_campaign(request(
+            campaign("shared-ext", "A spring"),
+            &token_a,
+            Some(a),
+        ))
         .await
         .unwrap()
         .into_inner()
         .campaign
         .unwrap();
     client
-        .create_campaign(request(campaign("shared-ext", "B spring"), &token_b, Some(b)))
+        .create_campaign(request(
+            campaign("shared-ext", "B spring"),
+            &token_b,
+            Some(b),
+        ))
         .await
         .unwrap();
 
@@ -74,7 +82,11 @@ async fn tenant_b_cannot_read_tenant_a_campaign_and_a_still_can() {
         .await
         .unwrap_err();
     let missing = client
-        .get_campaign(request(get(&uuid::Uuid::new_v4().to_string()), &token_b, Some(b)))
+        .get_campaign(request(
+            get(&uuid::Uuid::new_v4().to_string()),
+            &token_b,
+            Some(b),
+        ))
         .await
         .unwrap_err();
     assert_eq!(as_b.code(), Code::NotFound);
@@ -117,28 +129,38 @@ async fn the_tenant_layer_answers_each_failure_with_its_status_over_the_wire() {
     assert_eq!(other_tenant.unwrap_err().code(), Code::PermissionDenied);
 
     let viewer_writes = client
-        .create_campaign(request(campaign("x", "x"), &token(&[a], Role::Viewer), Some(a)))
+        .create_campaign(request(
+            campaign("x", "x"),
+            &token(&[a], Role::Viewer),
+            Some(a),
+        ))
         .await;
     assert_eq!(viewer_writes.unwrap_err().code(), Code::PermissionDenied);
 
-    let forged = adscope_tenancy::Minter::hs256(b"another-secret-another-secret-xx", "adscope", "adscope")
-        .unwrap()
-        .mint(&TokenSpec {
-            subject: "mallory".into(),
-            tenants: vec![a],
-            roles: vec![Role::Admin],
-            scopes: vec![],
-            ttl: Duration::from_secs(600),
-            not_before: None,
-        })
-        .unwrap();
-    let forged = client.get_campaign(request(get(&id), &forged, Some(a))).await;
+    let forged =
+        adscope_tenancy::Minter::hs256(b"another-secret-another-secret-xx", "adscope", "adscope")
+            .unwrap()
+            .mint(&TokenSpec {
+                subject: "mallory".into(),
+                tenants: vec![a],
+                roles: vec![Role::Admin],
+                scopes: vec![],
+                ttl: Duration::from_secs(600),
+                not_before: None,
+            })
+            .unwrap();
+    let forged = client
+        .get_campaign(request(get(&id), &forged, Some(a)))
+        .await;
     assert_eq!(forged.unwrap_err().code(), Code::Unauthenticated);
 
     let fleet_on_analytics = client
         .get_campaign(request(get(&id), &fleet_token(), Some(a)))
         .await;
-    assert_eq!(fleet_on_analytics.unwrap_err().code(), Code::PermissionDenied);
+    assert_eq!(
+        fleet_on_analytics.unwrap_err().code(),
+        Code::PermissionDenied
+    );
 
     // A token listing both tenants acts for each in turn, and sees each one's own data.
     let both = token(&[a, b], Role::Analyst);
@@ -212,12 +234,16 @@ async fn health_and_reflection_answer_without_a_token() {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert_eq!(status, ServingStatus::Serving, "database reachable and migrated");
+    assert_eq!(
+        status,
+        ServingStatus::Serving,
+        "database reachable and migrated"
+    );
 
+    use tonic_reflection::pb::v1::ServerReflectionRequest;
     use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
     use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
     use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
-    use tonic_reflection::pb::v1::ServerReflectionRequest;
 
     let mut reflection = ServerReflectionClient::new(channel);
     let outbound = tokio_stream::iter([ServerReflectionRequest {
@@ -235,7 +261,10 @@ async fn health_and_reflection_answer_without_a_token() {
     };
     let names: Vec<_> = list.service.into_iter().map(|s| s.name).collect();
     for expected in adscope_analytics::SERVICES {
-        assert!(names.iter().any(|n| n == expected), "{expected} missing from {names:?}");
+        assert!(
+            names.iter().any(|n| n == expected),
+            "{expected} missing from {names:?}"
+        );
     }
 }
 
@@ -303,7 +332,8 @@ async fn service_to_service_calls_carry_the_tenant_without_headers_by_hand() {
     assert_eq!(found.name, "called across");
 
     // Outside any tenant scope nothing is attached, and the callee refuses.
-    let mut client = CampaignServiceClient::new(adscope_server::client::channel(&analytics.url()).unwrap());
+    let mut client =
+        CampaignServiceClient::new(adscope_server::client::channel(&analytics.url()).unwrap());
     let outside = client.get_campaign(get(&created.id)).await.unwrap_err();
     assert_eq!(outside.code(), Code::Unauthenticated);
 
@@ -326,7 +356,10 @@ async fn service_to_service_calls_carry_the_tenant_without_headers_by_hand() {
         }),
         Some(Credential::new(token_b)),
     );
-    let as_b = ctx_b.scope(client.get_campaign(get(&created.id))).await.unwrap_err();
+    let as_b = ctx_b
+        .scope(client.get_campaign(get(&created.id)))
+        .await
+        .unwrap_err();
     assert_eq!(as_b.code(), Code::NotFound);
 }
 
@@ -337,7 +370,9 @@ async fn shutdown_drains_and_stops_the_server() {
     let addr = analytics.addr;
     let mut health = HealthClient::new(analytics.channel().await);
     health
-        .check(HealthCheckRequest { service: String::new() })
+        .check(HealthCheckRequest {
+            service: String::new(),
+        })
         .await
         .unwrap();
 

@@ -106,9 +106,18 @@ async fn a_client_call_and_its_server_spans_share_one_trace_and_carry_the_tenant
         .iter()
         .find(|s| is_rpc_server(s))
         .unwrap_or_else(|| panic!("no server span in the client's trace: {spans:#?}"));
-    assert_eq!(attribute(server, "rpc.service").as_deref(), Some("adscope.analytics.v1.CampaignService"));
-    assert_eq!(attribute(server, "rpc.method").as_deref(), Some("GetCampaign"));
-    assert_eq!(server.name, "adscope.analytics.v1.CampaignService/GetCampaign");
+    assert_eq!(
+        attribute(server, "rpc.service").as_deref(),
+        Some("adscope.analytics.v1.CampaignService")
+    );
+    assert_eq!(
+        attribute(server, "rpc.method").as_deref(),
+        Some("GetCampaign")
+    );
+    assert_eq!(
+        server.name,
+        "adscope.analytics.v1.CampaignService/GetCampaign"
+    );
     assert_eq!(attribute(server, "tenant.id"), Some(a.to_string()));
 
     let unit = spans.iter().find(|s| s.name == "db.unit").unwrap();
@@ -123,7 +132,11 @@ async fn a_client_call_and_its_server_spans_share_one_trace_and_carry_the_tenant
     for span in &spans {
         for kv in &span.attributes {
             let value = kv.value.as_str();
-            assert!(!value.contains(&b.to_string()), "{} carries tenant B", span.name);
+            assert!(
+                !value.contains(&b.to_string()),
+                "{} carries tenant B",
+                span.name
+            );
             assert!(!value.contains("Bearer"), "{} carries a token", span.name);
         }
     }
@@ -157,9 +170,7 @@ async fn a_call_without_traceparent_starts_its_own_trace() {
     let server_traces: std::collections::HashSet<_> = test_exporter()
         .spans()
         .into_iter()
-        .filter(|s| {
-            is_rpc_server(s) && attribute(s, "tenant.id") == Some(tenants[0].to_string())
-        })
+        .filter(|s| is_rpc_server(s) && attribute(s, "tenant.id") == Some(tenants[0].to_string()))
         .map(|s| s.span_context.trace_id())
         .collect();
     assert_eq!(server_traces.len(), 2, "each call is its own trace");

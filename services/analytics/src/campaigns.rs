@@ -135,7 +135,10 @@ fn text(field: &str, value: &str, max: usize, required: bool) -> Result<String, 
     Ok(value.to_owned())
 }
 
-fn optional_time(field: &str, ts: Option<&prost_types::Timestamp>) -> Result<Option<DateTime<Utc>>, ApiError> {
+fn optional_time(
+    field: &str,
+    ts: Option<&prost_types::Timestamp>,
+) -> Result<Option<DateTime<Utc>>, ApiError> {
     ts.map(|ts| {
         datetime(ts).ok_or_else(|| ApiError::InvalidArgument(format!("{field} is out of range")))
     })
@@ -213,7 +216,10 @@ impl pb::campaign_service_server::CampaignService for Campaigns {
             )
             .await
             .map_err(ApiError::from)?;
-        let created = created.into_iter().next().ok_or(ApiError::NotFound("campaign"))?;
+        let created = created
+            .into_iter()
+            .next()
+            .ok_or(ApiError::NotFound("campaign"))?;
         Ok(Response::new(pb::CreateCampaignResponse {
             campaign: Some(created.into()),
         }))
@@ -239,7 +245,10 @@ impl pb::campaign_service_server::CampaignService for Campaigns {
             )
             .await
             .map_err(ApiError::from)?;
-        let campaign = found.into_iter().next().ok_or(ApiError::NotFound("campaign"))?;
+        let campaign = found
+            .into_iter()
+            .next()
+            .ok_or(ApiError::NotFound("campaign"))?;
         Ok(Response::new(pb::GetCampaignResponse {
             campaign: Some(campaign.into()),
         }))

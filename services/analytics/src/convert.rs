@@ -83,6 +83,12 @@ mod tests {
     fn timestamps_round_trip() {
         let now = DateTime::from_timestamp(1_700_000_000, 123_000_000).expect("valid");
         assert_eq!(datetime(&timestamp(now)), Some(now));
-        assert_eq!(datetime(&Timestamp { seconds: 0, nanos: -1 }), None);
+        assert_eq!(
+            datetime(&Timestamp {
+                seconds: 0,
+                nanos: -1
+            }),
+            None
+        );
     }
 }

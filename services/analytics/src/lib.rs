@@ -3,9 +3,9 @@
 //!
 //! # Layout
 //!
-//! - [`campaigns`]: `CampaignService`.
-//! - [`convert`]: rows to messages and back (JSON ↔ `Struct`, times).
-//! - [`error`]: the one place errors become `tonic::Status`.
+//! - `campaigns`: `CampaignService`.
+//! - `convert`: rows to messages and back (JSON ↔ `Struct`, times).
+//! - `error`: the one place errors become `tonic::Status`.
 
 pub mod campaigns;
 mod convert;
@@ -26,7 +26,11 @@ pub const DEFAULT_ADDR: SocketAddr =
 
 /// Command line and environment of `adscope-analytics`.
 #[derive(Debug, clap::Parser)]
-#[command(name = "adscope-analytics", version, about = "adscope analytics gRPC service")]
+#[command(
+    name = "adscope-analytics",
+    version,
+    about = "adscope analytics gRPC service"
+)]
 pub struct Args {
     #[command(flatten)]
     pub common: CommonArgs,
@@ -81,9 +85,7 @@ pub fn server(config: &CommonConfig, db: Database) -> GrpcServer {
             Unimplemented,
         ))
         .add_service(pb::ad_service_server::AdServiceServer::new(Unimplemented))
-        .add_service(pb::performance_service_server::PerformanceServiceServer::new(
-            Unimplemented,
-        ))
+        .add_service(pb::performance_service_server::PerformanceServiceServer::new(Unimplemented))
         .add_service(pb::snapshot_service_server::SnapshotServiceServer::new(
             Unimplemented,
         ));

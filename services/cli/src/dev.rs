@@ -82,7 +82,11 @@ pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
     );
     let tasks = [
         tokio::spawn(adscope_analytics::serve(analytics, listeners.0, shutdown())),
-        tokio::spawn(adscope_integrations::serve(integrations, listeners.1, shutdown())),
+        tokio::spawn(adscope_integrations::serve(
+            integrations,
+            listeners.1,
+            shutdown(),
+        )),
         tokio::spawn(adscope_health::serve(health, listeners.2, shutdown())),
     ];
 
@@ -159,7 +163,8 @@ async fn ensure_database(conn: &mut AsyncPgConnection, name: &str) -> anyhow::Re
             .get_result(conn)
             .await?;
     if !found.exists {
-        conn.batch_execute(&format!("CREATE DATABASE {name}")).await?;
+        conn.batch_execute(&format!("CREATE DATABASE {name}"))
+            .await?;
     }
     Ok(())
 }
@@ -191,7 +196,9 @@ async fn demo_tenant(admin_url: &str) -> anyhow::Result<TenantId> {
     if let Some(first) = existing.into_iter().next() {
         return Ok(TenantId::new(first.id));
     }
-    Ok(TenantId::new(crate::tenant::create(&mut conn, "demo").await?.id))
+    Ok(TenantId::new(
+        crate::tenant::create(&mut conn, "demo").await?.id,
+    ))
 }
 
 fn banner(args: &DevArgs, admin_url: &str, tenant: TenantId, token: &str, secret: &str) -> String {

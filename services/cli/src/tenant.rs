@@ -71,9 +71,9 @@ pub(crate) async fn create(conn: &mut AsyncPgConnection, name: &str) -> anyhow::
 }
 
 pub(crate) async fn list(conn: &mut AsyncPgConnection) -> anyhow::Result<Vec<TenantRow>> {
-    Ok(
-        diesel::sql_query("SELECT id, name, status, created_at FROM tenants ORDER BY created_at, id")
-            .load(conn)
-            .await?,
+    Ok(diesel::sql_query(
+        "SELECT id, name, status, created_at FROM tenants ORDER BY created_at, id",
     )
+    .load(conn)
+    .await?)
 }

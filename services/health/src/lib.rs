@@ -23,7 +23,11 @@ pub const DEFAULT_ADDR: SocketAddr =
 
 /// Command line and environment of `adscope-health`.
 #[derive(Debug, clap::Parser)]
-#[command(name = "adscope-health", version, about = "adscope health and fleet gRPC service")]
+#[command(
+    name = "adscope-health",
+    version,
+    about = "adscope health and fleet gRPC service"
+)]
 pub struct Args {
     #[command(flatten)]
     pub common: CommonArgs,

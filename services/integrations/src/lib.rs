@@ -19,7 +19,11 @@ pub const DEFAULT_ADDR: SocketAddr =
 
 /// Command line and environment of `adscope-integrations`.
 #[derive(Debug, clap::Parser)]
-#[command(name = "adscope-integrations", version, about = "adscope integrations gRPC service")]
+#[command(
+    name = "adscope-integrations",
+    version,
+    about = "adscope integrations gRPC service"
+)]
 pub struct Args {
     #[command(flatten)]
     pub common: CommonArgs,
@@ -47,7 +51,10 @@ pub fn policy() -> MethodPolicy {
         "CredentialService/GetCredential",
         "CredentialService/ListCredentials",
     ] {
-        policy = policy.method(format!("/adscope.integrations.v1.{method}"), tenant(Role::Viewer));
+        policy = policy.method(
+            format!("/adscope.integrations.v1.{method}"),
+            tenant(Role::Viewer),
+        );
     }
     policy.method(
         "/adscope.integrations.v1.CredentialService/RotateDataKey",

@@ -22,7 +22,9 @@ use adscope_tenancy::{Principal, Role, TenantContext, TenantId};
 use adscope_testing::TestDb;
 use diesel::prelude::*;
 use diesel_async::pooled_connection::bb8::Pool;
-use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod};
+use diesel_async::pooled_connection::{
+    AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod,
+};
 use diesel_async::{AsyncConnection, RunQueryDsl, SimpleAsyncConnection};
 use futures_util::FutureExt;
 use uuid::Uuid;
@@ -172,7 +174,10 @@ async fn main() {
     let bare: Pool<AsyncPgConnection> = Pool::builder()
         .max_size(TASKS as u32)
         .test_on_check_out(false)
-        .build(AsyncDieselConnectionManager::new_with_config(url, manager_config))
+        .build(AsyncDieselConnectionManager::new_with_config(
+            url,
+            manager_config,
+        ))
         .await
         .unwrap();
 

@@ -28,7 +28,10 @@ impl Database {
             diesel::sql_query("SELECT adscope_active_tenant_ids() AS tenant_id")
                 .load(&mut pooled.conn)
                 .await?;
-        Ok(rows.into_iter().map(|r| TenantId::new(r.tenant_id)).collect())
+        Ok(rows
+            .into_iter()
+            .map(|r| TenantId::new(r.tenant_id))
+            .collect())
     }
 
     /// The tenants that registered this Airbyte connection id.
@@ -42,6 +45,9 @@ impl Database {
                 .bind::<SqlUuid, _>(airbyte_connection_id)
                 .load(&mut pooled.conn)
                 .await?;
-        Ok(rows.into_iter().map(|r| TenantId::new(r.tenant_id)).collect())
+        Ok(rows
+            .into_iter()
+            .map(|r| TenantId::new(r.tenant_id))
+            .collect())
     }
 }

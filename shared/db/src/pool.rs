@@ -134,9 +134,7 @@ impl Database {
         self.role
     }
 
-    pub(crate) async fn checkout(
-        &self,
-    ) -> Result<bb8::PooledConnection<'_, Manager>, DbError> {
+    pub(crate) async fn checkout(&self) -> Result<bb8::PooledConnection<'_, Manager>, DbError> {
         self.pool.get().await.map_err(|error| match error {
             bb8::RunError::User(error) => DbError::Unavailable(error.to_string()),
             bb8::RunError::TimedOut => {

@@ -82,4 +82,3 @@ diesel::table! {
         updated_at -> Timestamptz,
     }
 }
-

@@ -32,7 +32,11 @@ use crate::{Database, DbError};
 /// Both requests go out on the first poll, ahead of anything polled after.
 async fn open(conn: &AsyncPgConnection, ctx: &TenantContext) -> Result<(), DbError> {
     let (mut c1, mut c2) = (conn, conn);
-    let set = diesel::select(set_config(TENANT_SETTING, ctx.tenant_id().to_string(), true));
+    let set = diesel::select(set_config(
+        TENANT_SETTING,
+        ctx.tenant_id().to_string(),
+        true,
+    ));
     let (began, set) = tokio::join!(Begin.execute(&mut c1), set.execute(&mut c2));
     began?;
     set?;
@@ -152,7 +156,11 @@ impl Database {
 
     /// Runs one statement (an insert, update or delete) in the tenant's
     /// scope and returns the rows it affected, in one round trip.
-    pub async fn scoped_execute<Q>(&self, ctx: &TenantContext, statement: Q) -> Result<usize, DbError>
+    pub async fn scoped_execute<Q>(
+        &self,
+        ctx: &TenantContext,
+        statement: Q,
+    ) -> Result<usize, DbError>
     where
         Q: QueryFragment<Pg> + QueryId + Send,
     {

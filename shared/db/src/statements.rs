@@ -5,9 +5,9 @@
 //! connection, and, unlike a simple-protocol batch, keeps its place in the
 //! pipeline behind a statement that is still being prepared.
 
+use diesel::QueryResult;
 use diesel::pg::Pg;
 use diesel::query_builder::{AstPass, QueryFragment, QueryId};
-use diesel::QueryResult;
 
 macro_rules! fixed_statement {
     ($name:ident, $sql:literal) => {
@@ -20,7 +20,6 @@ macro_rules! fixed_statement {
                 Ok(())
             }
         }
-
     };
 }
 

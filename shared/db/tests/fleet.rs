@@ -1,5 +1,7 @@
 //! Fleet scope: the health role reads across tenants and writes nothing.
 
+#![allow(clippy::unwrap_used)] // a failing test should fail loudly
+
 use std::sync::Arc;
 
 use adscope_db::fleet::FleetDb;
@@ -37,8 +39,11 @@ async fn fleet_reads_see_every_tenant_and_cannot_write() {
         .await
         .unwrap();
 
-    let fleet = FleetDb::connect(&DbConfig::new(db.url(ServiceRole::Health), ServiceRole::Health))
-        .unwrap();
+    let fleet = FleetDb::connect(&DbConfig::new(
+        db.url(ServiceRole::Health),
+        ServiceRole::Health,
+    ))
+    .unwrap();
     let mut tenants: Vec<Uuid> = fleet
         .read(&fleet_context(), |mut conn| {
             async move {

@@ -1,6 +1,8 @@
 //! Row-level security through the scoped wrapper, against a real
 //! PostgreSQL, connected as the analytics service role.
 
+#![allow(clippy::unwrap_used)] // a failing test should fail loudly
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -139,18 +141,16 @@ async fn tenant_a_cannot_read_update_delete_or_insert_tenant_b_rows_with_raw_sql
     let outcome = database
         .scoped(&context(a), |mut conn| {
             async move {
-                let read: Vec<Count> = diesel::sql_query(
-                    "SELECT count(*) AS n FROM campaigns WHERE tenant_id = $1",
-                )
-                .bind::<SqlUuid, _>(b.as_uuid())
-                .load(&mut conn)
-                .await?;
-                let updated = diesel::sql_query(
-                    "UPDATE campaigns SET name = 'stolen' WHERE tenant_id = $1",
-                )
-                .bind::<SqlUuid, _>(b.as_uuid())
-                .execute(&mut conn)
-                .await?;
+                let read: Vec<Count> =
+                    diesel::sql_query("SELECT count(*) AS n FROM campaigns WHERE tenant_id = $1")
+                        .bind::<SqlUuid, _>(b.as_uuid())
+                        .load(&mut conn)
+                        .await?;
+                let updated =
+                    diesel::sql_query("UPDATE campaigns SET name = 'stolen' WHERE tenant_id = $1")
+                        .bind::<SqlUuid, _>(b.as_uuid())
+                        .execute(&mut conn)
+                        .await?;
                 let deleted = diesel::sql_query("DELETE FROM campaigns WHERE tenant_id = $1")
                     .bind::<SqlUuid, _>(b.as_uuid())
                     .execute(&mut conn)
@@ -164,7 +164,11 @@ async fn tenant_a_cannot_read_update_delete_or_insert_tenant_b_rows_with_raw_sql
         })
         .await
         .unwrap();
-    assert_eq!(outcome, (0, 0, 0, 2), "B invisible and untouched; A's two rows present");
+    assert_eq!(
+        outcome,
+        (0, 0, 0, 2),
+        "B invisible and untouched; A's two rows present"
+    );
 
     let insert: Result<usize, DbError> = database
         .scoped(&context(a), |mut conn| {
@@ -272,10 +276,16 @@ async fn a_pooled_connection_carries_no_tenant_into_the_next_checkout() {
         .unwrap();
 
     // Seen from outside, the connection sits idle: its transaction ended.
-    assert_eq!(backend_state(&db, pid_in_unit).await.as_deref(), Some("idle"));
+    assert_eq!(
+        backend_state(&db, pid_in_unit).await.as_deref(),
+        Some("idle")
+    );
 
     let probe = database.session_probe().await.unwrap();
-    assert_eq!(probe.backend_pid, pid_in_unit, "pool of one: the same connection");
+    assert_eq!(
+        probe.backend_pid, pid_in_unit,
+        "pool of one: the same connection"
+    );
     assert!(
         probe.tenant_setting.as_deref().unwrap_or("").is_empty(),
         "tenant leaked into the next checkout: {:?}",
@@ -387,13 +397,21 @@ async fn every_table_with_tenant_id_has_forced_rls_a_policy_per_command_and_a_te
         "expected the tenant-owned tables, found {tables:?}"
     );
     for table in &tables {
-        assert!(table.enabled && table.forced, "{}: RLS not enabled and forced", table.table_name);
+        assert!(
+            table.enabled && table.forced,
+            "{}: RLS not enabled and forced",
+            table.table_name
+        );
         assert_eq!(
             table.commands, "DELETE,INSERT,SELECT,UPDATE",
             "{}: a policy per command",
             table.table_name
         );
-        assert!(table.writes_checked, "{}: writes need WITH CHECK", table.table_name);
+        assert!(
+            table.writes_checked,
+            "{}: writes need WITH CHECK",
+            table.table_name
+        );
         assert!(
             table.key_starts_with_tenant,
             "{}: primary key must begin with tenant_id",
@@ -450,7 +468,10 @@ async fn each_service_role_is_granted_only_its_own_tables() {
         .unwrap();
     let denied = analytics.batch_execute("SELECT * FROM connections").await;
     assert!(
-        denied.unwrap_err().to_string().contains("permission denied"),
+        denied
+            .unwrap_err()
+            .to_string()
+            .contains("permission denied"),
         "analytics must not read integrations' tables"
     );
 
@@ -458,7 +479,12 @@ async fn each_service_role_is_granted_only_its_own_tables() {
         .await
         .unwrap();
     let denied = integrations.batch_execute("SELECT * FROM campaigns").await;
-    assert!(denied.unwrap_err().to_string().contains("permission denied"));
+    assert!(
+        denied
+            .unwrap_err()
+            .to_string()
+            .contains("permission denied")
+    );
 
     let mut health = AsyncPgConnection::establish(&db.url(ServiceRole::Health))
         .await
@@ -497,8 +523,17 @@ async fn tenant_lookups_return_ids_only_and_only_to_integrations() {
     let mut expected = vec![a, b];
     expected.sort();
     assert_eq!(tenants, expected);
-    assert_eq!(integrations.connection_tenants(airbyte).await.unwrap(), vec![a]);
-    assert!(integrations.connection_tenants(Uuid::new_v4()).await.unwrap().is_empty());
+    assert_eq!(
+        integrations.connection_tenants(airbyte).await.unwrap(),
+        vec![a]
+    );
+    assert!(
+        integrations
+            .connection_tenants(Uuid::new_v4())
+            .await
+            .unwrap()
+            .is_empty()
+    );
 
     let analytics = analytics(&db, 1);
     assert!(
@@ -563,7 +598,10 @@ async fn single_statement_units_are_scoped_to_their_tenant() {
     // The failed insert left the only connection clean: no transaction, no tenant.
     let probe = database.session_probe().await.unwrap();
     assert!(probe.tenant_setting.as_deref().unwrap_or("").is_empty());
-    assert_eq!(backend_state(&db, probe.backend_pid).await.as_deref(), Some("idle"));
+    assert_eq!(
+        backend_state(&db, probe.backend_pid).await.as_deref(),
+        Some("idle")
+    );
 
     let b_names: Vec<String> = database
         .scoped_load(

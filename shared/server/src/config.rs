@@ -75,11 +75,9 @@ pub fn verifier(
                     reason: "must be at least 32 bytes".into(),
                 });
             }
-            Verifier::hs256(secret.as_bytes(), issuer, audience).map_err(|e| {
-                ConfigError::Invalid {
-                    name: "ADSCOPE_JWT_HS256_SECRET",
-                    reason: e.to_string(),
-                }
+            Verifier::hs256(secret.as_bytes(), issuer, audience).map_err(|e| ConfigError::Invalid {
+                name: "ADSCOPE_JWT_HS256_SECRET",
+                reason: e.to_string(),
             })
         }
         (None, Some(file)) => {
@@ -201,4 +199,75 @@ impl CommonArgs {
 /// A path setting (`ADSCOPE_KMS_KEY_FILE` and the like).
 pub fn path(name: &'static str) -> Option<PathBuf> {
     var(name).map(PathBuf::from)
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::{CommandFactory, Parser};
+
+    use super::*;
+
+    #[derive(Debug, Parser)]
+    struct Probe {
+        #[command(flatten)]
+        common: CommonArgs,
+    }
+
+    #[test]
+    fn help_lists_every_setting_by_its_environment_name() {
+        let help = Probe::command().render_long_help().to_string();
+        for name in [
+            "ADSCOPE_LISTEN_ADDR",
+            "DATABASE_URL",
+            "ADSCOPE_DB_POOL_SIZE",
+            "ADSCOPE_JWT_HS256_SECRET",
+            "ADSCOPE_JWT_PUBLIC_KEYS",
+            "ADSCOPE_JWT_ISSUER",
+            "ADSCOPE_JWT_AUDIENCE",
+            "ADSCOPE_CORS_ORIGINS",
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            "RUST_LOG",
+        ] {
+            assert!(help.contains(name), "--help does not mention {name}:\n{help}");
+        }
+    }
+
+    #[test]
+    fn a_missing_or_malformed_setting_names_its_variable() {
+        let missing = verifier(None, None, "adscope".into(), "adscope".into()).unwrap_err();
+        assert!(missing.to_string().contains("ADSCOPE_JWT_HS256_SECRET"));
+
+        let short = verifier(Some("short"), None, "adscope".into(), "adscope".into()).unwrap_err();
+        assert!(short.to_string().contains("ADSCOPE_JWT_HS256_SECRET"));
+        assert!(!short.to_string().contains("short\""), "the secret is not echoed");
+
+        let unreadable = verifier(
+            None,
+            Some(Path::new("/nonexistent/keys.pem")),
+            "adscope".into(),
+            "adscope".into(),
+        )
+        .unwrap_err();
+        assert!(unreadable.to_string().contains("ADSCOPE_JWT_PUBLIC_KEYS"));
+
+        let origins = cors_origins(Some("https://app.example, ftp://nope")).unwrap_err();
+        assert!(origins.to_string().contains("ADSCOPE_CORS_ORIGINS"));
+        assert_eq!(cors_origins(Some("https://app.example")).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_good_configuration_builds() {
+        let probe = Probe::try_parse_from([
+            "probe",
+            "--database-url",
+            "postgres://adscope_analytics@127.0.0.1/adscope",
+            "--jwt-hs256-secret",
+            "0123456789abcdef0123456789abcdef",
+        ])
+        .unwrap();
+        let default: SocketAddr = "127.0.0.1:50051".parse().unwrap();
+        let config = probe.common.into_config(default).unwrap();
+        assert_eq!(config.listen_addr, default);
+        assert_eq!(config.pool_size, 16);
+    }
 }

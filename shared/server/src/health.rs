@@ -28,7 +28,10 @@ impl std::fmt::Debug for HealthMonitor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("HealthMonitor")
             .field("services", &self.services)
-            .field("checks", &self.checks.iter().map(|(n, _)| n).collect::<Vec<_>>())
+            .field(
+                "checks",
+                &self.checks.iter().map(|(n, _)| n).collect::<Vec<_>>(),
+            )
             .finish()
     }
 }

@@ -2,8 +2,8 @@
 
 use std::sync::Arc;
 
-use adscope_tenancy::{MethodPolicy, TenantLayer, Verifier};
 use adscope_telemetry::ServerTraceLayer;
+use adscope_tenancy::{MethodPolicy, TenantLayer, Verifier};
 use http::{HeaderName, HeaderValue, Method};
 use tokio::net::TcpListener;
 use tonic::service::Routes;
