@@ -98,7 +98,7 @@ pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
         ttl: Duration::from_secs(12 * 3600),
         not_before: None,
     })?;
-    crate::println_out(&banner(&args, &admin_url, tenant, &token, &secret));
+    crate::println_out(&banner(&args, &admin_url, tenant, &token));
 
     adscope_server::shutdown::signal().await;
     let _ = stop_tx.send(true);
@@ -201,7 +201,7 @@ async fn demo_tenant(admin_url: &str) -> anyhow::Result<TenantId> {
     ))
 }
 
-fn banner(args: &DevArgs, admin_url: &str, tenant: TenantId, token: &str, secret: &str) -> String {
+fn banner(args: &DevArgs, admin_url: &str, tenant: TenantId, token: &str) -> String {
     let admin = url::Url::parse(admin_url)
         .map(|mut u| {
             let _ = u.set_password(None);
@@ -216,9 +216,10 @@ fn banner(args: &DevArgs, admin_url: &str, tenant: TenantId, token: &str, secret
          \x20 grpcurl -plaintext -H \"authorization: Bearer $TOKEN\" -H \"x-tenant-id: {tenant}\" \\\n\
          \x20   -d '{{\"campaign\": {{\"external_id\": \"c-1\", \"name\": \"Spring\", \"platform\": \"PLATFORM_META\", \"currency\": \"EUR\"}}}}' \\\n\
          \x20   {a} adscope.analytics.v1.CampaignService/CreateCampaign\n\
-         \nMint more tokens with:\n  ADSCOPE_JWT_HS256_SECRET={secret} adscope token --tenant {tenant} --role viewer\n",
+         \nMint more tokens with:\n  ADSCOPE_JWT_HS256_SECRET=$(cat {secret_file}) adscope token --tenant {tenant} --role viewer\n",
         a = args.analytics_addr,
         i = args.integrations_addr,
         h = args.health_addr,
+        secret_file = args.data_dir.join("jwt-secret").display(),
     )
 }
