@@ -289,4 +289,69 @@ async fn main() {
         "scoped / bare throughput: {:.2}x",
         scoped_stats.per_second() / bare_stats.per_second()
     );
+
+    pgbench_reference(&db.url(ServiceRole::Analytics), tenant, &ids);
+}
+
+/// The database's own figures for the same statements, from pgbench when it
+/// is installed: a bare read, the scoped unit sent statement by statement,
+/// and the scoped unit pipelined. They bound what any client can reach here.
+fn pgbench_reference(url: &str, tenant: TenantId, ids: &[Uuid]) {
+    // pgbench sits next to the real server binary (PATH may hold only links).
+    let Some(pgbench) = adscope_pgcluster::find_server_binaries()
+        .ok()
+        .and_then(|dir| std::fs::canonicalize(dir.join("postgres")).ok())
+        .and_then(|postgres| postgres.parent().map(|d| d.join("pgbench")))
+        .filter(|p| p.exists())
+    else {
+        println!("(pgbench not found: no database reference figures)");
+        return;
+    };
+    let dir = std::env::temp_dir().join(format!("adscope-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let id = ids[0];
+    let read = format!(
+        "SELECT id, name, status, currency FROM campaigns WHERE id = '{id}' LIMIT 1;"
+    );
+    let set = format!("SELECT set_config('app.tenant_id', '{tenant}', true);");
+    let scripts = [
+        ("bare", read.clone()),
+        ("scoped", format!("BEGIN;\n{set}\n{read}\nCOMMIT;")),
+        (
+            "piped",
+            format!("\\startpipeline\nBEGIN;\n{set}\n{read}\nCOMMIT;\n\\endpipeline"),
+        ),
+    ];
+    let mut tps = Vec::new();
+    for (name, script) in scripts {
+        let file = dir.join(format!("{name}.sql"));
+        std::fs::write(&file, script).unwrap();
+        let mut command = std::process::Command::new(&pgbench);
+        command.args(["-n", "-M", "prepared", "-c", "16", "-j", "2", "-T", "5", "-f"]);
+        command.arg(&file).arg(url);
+        if name == "bare" {
+            // The bare read needs the tenant for the session, as above.
+            command.env("PGOPTIONS", format!("-c app.tenant_id={tenant}"));
+        }
+        let output = command.output().unwrap();
+        let text = String::from_utf8_lossy(&output.stdout);
+        let value = text
+            .lines()
+            .find_map(|l| l.strip_prefix("tps = "))
+            .and_then(|l| l.split_whitespace().next())
+            .and_then(|v| v.parse::<f64>().ok());
+        match value {
+            Some(v) => tps.push((name, v)),
+            None => {
+                println!("(pgbench {name} failed: {})", String::from_utf8_lossy(&output.stderr));
+                return;
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    let bare = tps[0].1;
+    println!("pgbench, same statements, 16 clients, prepared:");
+    for (name, v) in &tps {
+        println!("  {name:<7} {v:>9.0} tps   {:.2}x bare", v / bare);
+    }
 }
