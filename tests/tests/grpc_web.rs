@@ -63,7 +63,10 @@ async fn grpc_web_over_http1_carries_tenant_metadata_through_the_tenant_layer() 
     .encode_to_vec();
     let auth = |t: adscope_tenancy::TenantId| {
         vec![
-            ("authorization", format!("Bearer {}", token(&[t], Role::Analyst))),
+            (
+                "authorization",
+                format!("Bearer {}", token(&[t], Role::Analyst)),
+            ),
             ("x-tenant-id", t.to_string()),
         ]
     };
@@ -78,8 +81,14 @@ async fn grpc_web_over_http1_carries_tenant_metadata_through_the_tenant_layer() 
     let shown = text(&response);
     assert!(shown.starts_with("HTTP/1.1 200"), "{shown}");
     assert!(shown.contains("application/grpc-web"), "{shown}");
-    assert!(shown.contains("grpc-status:0"), "the call succeeded: {shown}");
-    assert!(shown.contains("from the browser"), "the campaign came back: {shown}");
+    assert!(
+        shown.contains("grpc-status:0"),
+        "the call succeeded: {shown}"
+    );
+    assert!(
+        shown.contains("from the browser"),
+        "the campaign came back: {shown}"
+    );
 
     // The same call for B without B's token: refused by the tenant layer.
     let refused = grpc_web_call(
@@ -87,7 +96,10 @@ async fn grpc_web_over_http1_carries_tenant_metadata_through_the_tenant_layer() 
         "/adscope.analytics.v1.CampaignService/CreateCampaign",
         &create,
         &[
-            ("authorization", format!("Bearer {}", token(&[a], Role::Analyst))),
+            (
+                "authorization",
+                format!("Bearer {}", token(&[a], Role::Analyst)),
+            ),
             ("x-tenant-id", b.to_string()),
         ],
     )

@@ -310,9 +310,8 @@ fn pgbench_reference(url: &str, tenant: TenantId, ids: &[Uuid]) {
     let dir = std::env::temp_dir().join(format!("adscope-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let id = ids[0];
-    let read = format!(
-        "SELECT id, name, status, currency FROM campaigns WHERE id = '{id}' LIMIT 1;"
-    );
+    let read =
+        format!("SELECT id, name, status, currency FROM campaigns WHERE id = '{id}' LIMIT 1;");
     let set = format!("SELECT set_config('app.tenant_id', '{tenant}', true);");
     let scripts = [
         ("bare", read.clone()),
@@ -327,7 +326,9 @@ fn pgbench_reference(url: &str, tenant: TenantId, ids: &[Uuid]) {
         let file = dir.join(format!("{name}.sql"));
         std::fs::write(&file, script).unwrap();
         let mut command = std::process::Command::new(&pgbench);
-        command.args(["-n", "-M", "prepared", "-c", "16", "-j", "2", "-T", "5", "-f"]);
+        command.args([
+            "-n", "-M", "prepared", "-c", "16", "-j", "2", "-T", "5", "-f",
+        ]);
         command.arg(&file).arg(url);
         if name == "bare" {
             // The bare read needs the tenant for the session, as above.
@@ -343,7 +344,10 @@ fn pgbench_reference(url: &str, tenant: TenantId, ids: &[Uuid]) {
         match value {
             Some(v) => tps.push((name, v)),
             None => {
-                println!("(pgbench {name} failed: {})", String::from_utf8_lossy(&output.stderr));
+                println!(
+                    "(pgbench {name} failed: {})",
+                    String::from_utf8_lossy(&output.stderr)
+                );
                 return;
             }
         }

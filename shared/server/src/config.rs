@@ -156,6 +156,9 @@ pub struct CommonArgs {
     /// OTLP/gRPC endpoint for traces (read by the telemetry set-up).
     #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
     pub otel_exporter_otlp_endpoint: Option<String>,
+    /// Service name in traces (read by the telemetry set-up).
+    #[arg(long, env = "OTEL_SERVICE_NAME")]
+    pub otel_service_name: Option<String>,
     /// Log filter, e.g. `info,adscope=debug`.
     #[arg(long, env = "RUST_LOG")]
     pub rust_log: Option<String>,
@@ -226,9 +229,13 @@ mod tests {
             "ADSCOPE_JWT_AUDIENCE",
             "ADSCOPE_CORS_ORIGINS",
             "OTEL_EXPORTER_OTLP_ENDPOINT",
+            "OTEL_SERVICE_NAME",
             "RUST_LOG",
         ] {
-            assert!(help.contains(name), "--help does not mention {name}:\n{help}");
+            assert!(
+                help.contains(name),
+                "--help does not mention {name}:\n{help}"
+            );
         }
     }
 
@@ -239,7 +246,10 @@ mod tests {
 
         let short = verifier(Some("short"), None, "adscope".into(), "adscope".into()).unwrap_err();
         assert!(short.to_string().contains("ADSCOPE_JWT_HS256_SECRET"));
-        assert!(!short.to_string().contains("short\""), "the secret is not echoed");
+        assert!(
+            !short.to_string().contains("short\""),
+            "the secret is not echoed"
+        );
 
         let unreadable = verifier(
             None,
