@@ -13,9 +13,9 @@ mod error;
 
 use std::net::SocketAddr;
 
-use adscope_db::{Database, DbConfig, ServiceRole};
+use adscope_db::{Database, ServiceRole};
 use adscope_proto::analytics::v1 as pb;
-use adscope_server::health::{HealthMonitor, database_checks};
+use adscope_server::health::database_checks;
 use adscope_server::{CommonArgs, CommonConfig, GrpcServer};
 use adscope_tenancy::{Access, MethodPolicy, Role};
 use tokio::net::TcpListener;
@@ -75,9 +75,7 @@ pub fn policy() -> MethodPolicy {
 
 /// The server with every analytics service, health and reflection.
 pub fn server(config: &CommonConfig, db: Database) -> GrpcServer {
-    let server = GrpcServer::new(config.verifier.clone(), policy())
-        .cors_origins(config.cors_origins.clone())
-        .reflect(adscope_proto::FILE_DESCRIPTOR_SET)
+    GrpcServer::from_config(config, policy())
         .add_service(pb::campaign_service_server::CampaignServiceServer::new(
             campaigns::Campaigns::new(db.clone()),
         ))
@@ -88,11 +86,8 @@ pub fn server(config: &CommonConfig, db: Database) -> GrpcServer {
         .add_service(pb::performance_service_server::PerformanceServiceServer::new(Unimplemented))
         .add_service(pb::snapshot_service_server::SnapshotServiceServer::new(
             Unimplemented,
-        ));
-    HealthMonitor::new(server.health_reporter(), SERVICES)
-        .checks(database_checks(&db))
-        .spawn();
-    server
+        ))
+        .monitor_health(SERVICES, database_checks(&db))
 }
 
 /// Serves analytics on `listener` until `shutdown` resolves.
@@ -101,9 +96,7 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
-    let mut db_config = DbConfig::new(config.database_url.clone(), ServiceRole::Analytics);
-    db_config.max_connections = config.pool_size;
-    let db = Database::connect(&db_config)?;
+    let db = Database::connect(&config.db_config(ServiceRole::Analytics))?;
     server(&config, db).serve(listener, shutdown).await
 }
 

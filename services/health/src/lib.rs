@@ -9,10 +9,10 @@ pub mod fleet;
 
 use std::net::SocketAddr;
 
+use adscope_db::ServiceRole;
 use adscope_db::fleet::FleetDb;
-use adscope_db::{DbConfig, ServiceRole};
 use adscope_proto::fleet::v1 as pb;
-use adscope_server::health::{HealthMonitor, database_checks};
+use adscope_server::health::database_checks;
 use adscope_server::{CommonArgs, CommonConfig, GrpcServer};
 use adscope_tenancy::{Access, MethodPolicy};
 use tokio::net::TcpListener;
@@ -44,16 +44,11 @@ pub fn policy() -> MethodPolicy {
 /// The server with the fleet service, health and reflection.
 pub fn server(config: &CommonConfig, fleet: FleetDb) -> GrpcServer {
     let checks = database_checks(fleet.database());
-    let server = GrpcServer::new(config.verifier.clone(), policy())
-        .cors_origins(config.cors_origins.clone())
-        .reflect(adscope_proto::FILE_DESCRIPTOR_SET)
+    GrpcServer::from_config(config, policy())
         .add_service(pb::fleet_service_server::FleetServiceServer::new(
             fleet::Fleet::new(fleet),
-        ));
-    HealthMonitor::new(server.health_reporter(), SERVICES)
-        .checks(checks)
-        .spawn();
-    server
+        ))
+        .monitor_health(SERVICES, checks)
 }
 
 /// Serves health on `listener` until `shutdown` resolves.
@@ -62,8 +57,6 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
-    let mut db_config = DbConfig::new(config.database_url.clone(), ServiceRole::Health);
-    db_config.max_connections = config.pool_size;
-    let fleet = FleetDb::connect(&db_config)?;
+    let fleet = FleetDb::connect(&config.db_config(ServiceRole::Health))?;
     server(&config, fleet).serve(listener, shutdown).await
 }

@@ -6,9 +6,9 @@
 
 use std::net::SocketAddr;
 
-use adscope_db::{Database, DbConfig, ServiceRole};
+use adscope_db::{Database, ServiceRole};
 use adscope_proto::integrations::v1 as pb;
-use adscope_server::health::{HealthMonitor, database_checks};
+use adscope_server::health::database_checks;
 use adscope_server::{CommonArgs, CommonConfig, GrpcServer};
 use adscope_tenancy::{Access, MethodPolicy, Role};
 use tokio::net::TcpListener;
@@ -64,19 +64,14 @@ pub fn policy() -> MethodPolicy {
 
 /// The server with every integrations service, health and reflection.
 pub fn server(config: &CommonConfig, db: Database) -> GrpcServer {
-    let server = GrpcServer::new(config.verifier.clone(), policy())
-        .cors_origins(config.cors_origins.clone())
-        .reflect(adscope_proto::FILE_DESCRIPTOR_SET)
+    GrpcServer::from_config(config, policy())
         .add_service(pb::connection_service_server::ConnectionServiceServer::new(
             Unimplemented,
         ))
         .add_service(pb::credential_service_server::CredentialServiceServer::new(
             Unimplemented,
-        ));
-    HealthMonitor::new(server.health_reporter(), SERVICES)
-        .checks(database_checks(&db))
-        .spawn();
-    server
+        ))
+        .monitor_health(SERVICES, database_checks(&db))
 }
 
 /// Serves integrations on `listener` until `shutdown` resolves.
@@ -85,9 +80,7 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
-    let mut db_config = DbConfig::new(config.database_url.clone(), ServiceRole::Integrations);
-    db_config.max_connections = config.pool_size;
-    let db = Database::connect(&db_config)?;
+    let db = Database::connect(&config.db_config(ServiceRole::Integrations))?;
     server(&config, db).serve(listener, shutdown).await
 }
 

@@ -51,6 +51,24 @@ fn analytics(db: &TestDb, pool_size: u32) -> Database {
     Database::connect(&config).unwrap()
 }
 
+/// The tenant's campaign names, read through the general scoped unit.
+async fn names_through_scoped(database: &Database, tenant: TenantId) -> Vec<String> {
+    database
+        .scoped(&context(tenant), |mut conn| {
+            async move {
+                campaigns::table
+                    .select(campaigns::name)
+                    .order(campaigns::name)
+                    .load(&mut conn)
+                    .await
+                    .map_err(DbError::from)
+            }
+            .boxed()
+        })
+        .await
+        .unwrap()
+}
+
 #[derive(QueryableByName)]
 struct State {
     #[diesel(sql_type = diesel::sql_types::Nullable<Text>)]
@@ -115,20 +133,7 @@ async fn with_no_tenant_set_the_service_role_sees_nothing_and_cannot_write() {
 
     // The same role through the wrapper sees exactly the tenant's rows.
     let database = analytics(&db, 2);
-    let names: Vec<String> = database
-        .scoped(&context(a), |mut conn| {
-            async move {
-                campaigns::table
-                    .select(campaigns::name)
-                    .order(campaigns::name)
-                    .load(&mut conn)
-                    .await
-                    .map_err(DbError::from)
-            }
-            .boxed()
-        })
-        .await
-        .unwrap();
+    let names = names_through_scoped(&database, a).await;
     assert_eq!(names, ["A one", "A two"]);
 }
 
@@ -192,20 +197,7 @@ async fn tenant_a_cannot_read_update_delete_or_insert_tenant_b_rows_with_raw_sql
     );
 
     // B's rows are exactly as seeded, seen as B.
-    let b_names: Vec<String> = database
-        .scoped(&context(b), |mut conn| {
-            async move {
-                campaigns::table
-                    .select(campaigns::name)
-                    .order(campaigns::name)
-                    .load(&mut conn)
-                    .await
-                    .map_err(DbError::from)
-            }
-            .boxed()
-        })
-        .await
-        .unwrap();
+    let b_names = names_through_scoped(&database, b).await;
     assert_eq!(b_names, ["B one", "B two"]);
 }
 
@@ -237,20 +229,7 @@ async fn a_failed_unit_of_work_writes_nothing() {
         .await;
     assert!(failed.is_err());
 
-    let names: Vec<String> = database
-        .scoped(&context(a), |mut conn| {
-            async move {
-                campaigns::table
-                    .select(campaigns::name)
-                    .order(campaigns::name)
-                    .load(&mut conn)
-                    .await
-                    .map_err(DbError::from)
-            }
-            .boxed()
-        })
-        .await
-        .unwrap();
+    let names = names_through_scoped(&database, a).await;
     assert_eq!(names, ["A one", "A two"], "the first write was rolled back");
 }
 

@@ -174,6 +174,15 @@ pub struct CommonConfig {
     pub cors_origins: Vec<HeaderValue>,
 }
 
+impl CommonConfig {
+    /// The pool settings for this service's own role.
+    pub fn db_config(&self, role: adscope_db::ServiceRole) -> adscope_db::DbConfig {
+        let mut config = adscope_db::DbConfig::new(self.database_url.clone(), role);
+        config.max_connections = self.pool_size;
+        config
+    }
+}
+
 impl CommonArgs {
     /// Validates the settings; `default_addr` is the service's own port.
     pub fn into_config(self, default_addr: SocketAddr) -> Result<CommonConfig, ConfigError> {

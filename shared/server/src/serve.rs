@@ -67,6 +67,27 @@ impl GrpcServer {
         }
     }
 
+    /// A server set up from the common configuration: its verifier, its
+    /// browser origins, and reflection over the adscope contracts.
+    pub fn from_config(config: &crate::CommonConfig, policy: MethodPolicy) -> Self {
+        GrpcServer::new(config.verifier.clone(), policy)
+            .cors_origins(config.cors_origins.clone())
+            .reflect(adscope_proto::FILE_DESCRIPTOR_SET)
+    }
+
+    /// Reports `services` (and the whole server) through `grpc.health.v1`,
+    /// driven by `checks` on a background task.
+    pub fn monitor_health(
+        self,
+        services: &[&'static str],
+        checks: Vec<(&'static str, crate::health::Check)>,
+    ) -> Self {
+        crate::health::HealthMonitor::new(self.health.clone(), services)
+            .checks(checks)
+            .spawn();
+        self
+    }
+
     /// The reporter behind this server's `grpc.health.v1`.
     pub fn health_reporter(&self) -> HealthReporter {
         self.health.clone()
