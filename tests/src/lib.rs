@@ -99,9 +99,25 @@ pub async fn start_analytics(db: &TestDb) -> Running {
     start(db, ServiceRole::Analytics, adscope_analytics::serve).await
 }
 
-/// Starts integrations against `db`.
+/// Starts integrations against `db` with the default settings.
 pub async fn start_integrations(db: &TestDb) -> Running {
-    start(db, ServiceRole::Integrations, adscope_integrations::serve).await
+    start_integrations_with(db, |_| {}).await
+}
+
+/// Starts integrations against `db`, letting the test adjust its settings
+/// (Airbyte, webhook secret, key file, scheduler).
+pub async fn start_integrations_with(
+    db: &TestDb,
+    adjust: impl FnOnce(&mut adscope_integrations::Config),
+) -> Running {
+    let mut config = adscope_integrations::Config::new(config(db, ServiceRole::Integrations));
+    adjust(&mut config);
+    start(
+        db,
+        ServiceRole::Integrations,
+        move |_, listener, shutdown| adscope_integrations::serve(config, listener, shutdown),
+    )
+    .await
 }
 
 /// Starts health against `db`.

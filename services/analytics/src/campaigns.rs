@@ -125,12 +125,13 @@ impl From<CampaignRow> for pb::Campaign {
 fn text(field: &str, value: &str, max: usize, required: bool) -> Result<String, ApiError> {
     let value = value.trim();
     if required && value.is_empty() {
-        return Err(ApiError::InvalidArgument(format!("{field} is required")));
+        return Err(ApiError::invalid(field, "is required"));
     }
     if value.chars().count() > max {
-        return Err(ApiError::InvalidArgument(format!(
-            "{field} is longer than {max} characters"
-        )));
+        return Err(ApiError::invalid(
+            field,
+            format!("is longer than {max} characters"),
+        ));
     }
     Ok(value.to_owned())
 }
@@ -139,20 +140,19 @@ fn optional_time(
     field: &str,
     ts: Option<&prost_types::Timestamp>,
 ) -> Result<Option<DateTime<Utc>>, ApiError> {
-    ts.map(|ts| {
-        datetime(ts).ok_or_else(|| ApiError::InvalidArgument(format!("{field} is out of range")))
-    })
-    .transpose()
+    ts.map(|ts| datetime(ts).ok_or_else(|| ApiError::invalid(field, "is out of range")))
+        .transpose()
 }
 
 fn new_campaign(tenant: Uuid, campaign: pb::Campaign) -> Result<NewCampaign, ApiError> {
     let platform = platform_name(campaign.platform())
-        .ok_or_else(|| ApiError::InvalidArgument("campaign.platform is required".into()))?;
+        .ok_or_else(|| ApiError::invalid("campaign.platform", "is required"))?;
     let status = status_name(campaign.status()).unwrap_or("active");
     let currency = campaign.currency.trim().to_owned();
     if currency.len() != 3 || !currency.bytes().all(|b| b.is_ascii_uppercase()) {
-        return Err(ApiError::InvalidArgument(
-            "campaign.currency must be an ISO 4217 code such as EUR".into(),
+        return Err(ApiError::invalid(
+            "campaign.currency",
+            "must be an ISO 4217 code such as EUR",
         ));
     }
     Ok(NewCampaign {
@@ -188,7 +188,7 @@ fn new_campaign(tenant: Uuid, campaign: pb::Campaign) -> Result<NewCampaign, Api
 /// A resource id from a request: malformed is `INVALID_ARGUMENT`.
 pub(crate) fn parse_id(field: &str, id: &str) -> Result<Uuid, ApiError> {
     Uuid::parse_str(id.trim())
-        .map_err(|_| ApiError::InvalidArgument(format!("{field} must be a UUID, got {id:?}")))
+        .map_err(|_| ApiError::invalid(field, format!("must be a UUID, got {id:?}")))
 }
 
 #[tonic::async_trait]

@@ -5,19 +5,83 @@
 
 use adscope_db::DbError;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
-use tonic::Status;
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, FieldViolation, StatusExt};
 
 /// A handler failure.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum ApiError {
-    #[error("{0}")]
-    InvalidArgument(String),
+    /// One or more fields are invalid; reported as `INVALID_ARGUMENT` with a
+    /// `google.rpc.BadRequest` listing each field and what is wrong with it.
+    #[error("invalid request: {}", describe(.0))]
+    Invalid(Vec<FieldViolation>),
     /// Both a missing id and another tenant's id: the two must be
     /// indistinguishable to the caller.
     #[error("{0} not found")]
     NotFound(&'static str),
+    #[error("{0}")]
+    AlreadyExists(String),
+    #[error("{0}")]
+    FailedPrecondition(String),
     #[error(transparent)]
     Db(#[from] DbError),
+}
+
+fn describe(violations: &[FieldViolation]) -> String {
+    violations
+        .iter()
+        .map(|v| format!("{}: {}", v.field, v.description))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+impl ApiError {
+    /// One invalid field.
+    pub(crate) fn invalid(field: impl Into<String>, description: impl Into<String>) -> Self {
+        ApiError::Invalid(vec![FieldViolation::new(field, description)])
+    }
+}
+
+/// Collects field violations so a request reports all of them at once.
+#[derive(Debug, Default)]
+pub(crate) struct Violations(Vec<FieldViolation>);
+
+impl Violations {
+    pub(crate) fn new() -> Self {
+        Violations(Vec::new())
+    }
+
+    pub(crate) fn add(&mut self, field: impl Into<String>, description: impl Into<String>) {
+        self.0.push(FieldViolation::new(field, description));
+    }
+
+    /// Keeps the value of a check, recording its violation if it failed.
+    pub(crate) fn check<T>(&mut self, result: Result<T, ApiError>) -> Option<T> {
+        match result {
+            Ok(value) => Some(value),
+            Err(ApiError::Invalid(mut violations)) => {
+                self.0.append(&mut violations);
+                None
+            }
+            Err(other) => {
+                self.0.push(FieldViolation::new("", other.to_string()));
+                None
+            }
+        }
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// `Ok(())` when nothing was recorded.
+    pub(crate) fn finish(self) -> Result<(), ApiError> {
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(ApiError::Invalid(self.0))
+        }
+    }
 }
 
 impl From<DieselError> for ApiError {
@@ -29,8 +93,17 @@ impl From<DieselError> for ApiError {
 impl From<ApiError> for Status {
     fn from(error: ApiError) -> Status {
         match error {
-            ApiError::InvalidArgument(message) => Status::invalid_argument(message),
+            ApiError::Invalid(violations) => {
+                let message = describe(&violations);
+                Status::with_error_details(
+                    Code::InvalidArgument,
+                    message,
+                    ErrorDetails::with_bad_request(violations),
+                )
+            }
             ApiError::NotFound(what) => Status::not_found(format!("{what} not found")),
+            ApiError::AlreadyExists(message) => Status::already_exists(message),
+            ApiError::FailedPrecondition(message) => Status::failed_precondition(message),
             ApiError::Db(DbError::Unavailable(reason)) => {
                 tracing::warn!(%reason, "database unavailable");
                 Status::unavailable("the database is unavailable; retry shortly")

@@ -83,7 +83,7 @@ pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
     let tasks = [
         tokio::spawn(adscope_analytics::serve(analytics, listeners.0, shutdown())),
         tokio::spawn(adscope_integrations::serve(
-            integrations,
+            dev_integrations(integrations, &args),
             listeners.1,
             shutdown(),
         )),
@@ -114,6 +114,16 @@ pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
         tracing::info!("throwaway PostgreSQL stopped");
     }
     Ok(())
+}
+
+/// Integrations as dev runs it: the local key file, analytics next door,
+/// the scheduler on.
+fn dev_integrations(common: CommonConfig, args: &DevArgs) -> adscope_integrations::Config {
+    let mut config = adscope_integrations::Config::new(common);
+    config.kms_key_file = Some(args.data_dir.join("kms.key"));
+    config.analytics_url = Some(format!("http://{}", args.analytics_addr));
+    config.scheduler.enabled = true;
+    config
 }
 
 async fn bind(addr: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {

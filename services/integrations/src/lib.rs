@@ -1,33 +1,32 @@
 //! adscope integrations: Airbyte connections and syncs, the Airbyte
 //! webhook, encrypted platform credentials and per-tenant background jobs.
 //!
-//! The services are served behind the shared tenant layer; methods not
-//! built yet answer `UNIMPLEMENTED`.
+//! # Layout
+//!
+//! - `config`: settings (Airbyte, webhook secret, key file, scheduler).
+//! - `connections`: `ConnectionService`.
+//! - `credentials`: `CredentialService`.
+//!
+//! Methods not built yet answer `UNIMPLEMENTED` behind the tenant layer.
 
 use std::net::SocketAddr;
 
 use adscope_db::{Database, ServiceRole};
 use adscope_proto::integrations::v1 as pb;
+use adscope_server::GrpcServer;
 use adscope_server::health::database_checks;
-use adscope_server::{CommonArgs, CommonConfig, GrpcServer};
+
+pub mod config;
+pub mod connections;
+pub mod credentials;
+
 use adscope_tenancy::{Access, MethodPolicy, Role};
+pub use config::{Args, Config};
 use tokio::net::TcpListener;
 
 /// Where integrations listens unless told otherwise.
 pub const DEFAULT_ADDR: SocketAddr =
     SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 50052);
-
-/// Command line and environment of `adscope-integrations`.
-#[derive(Debug, clap::Parser)]
-#[command(
-    name = "adscope-integrations",
-    version,
-    about = "adscope integrations gRPC service"
-)]
-pub struct Args {
-    #[command(flatten)]
-    pub common: CommonArgs,
-}
 
 /// The gRPC services integrations serves.
 pub const SERVICES: &[&str] = &[
@@ -63,29 +62,23 @@ pub fn policy() -> MethodPolicy {
 }
 
 /// The server with every integrations service, health and reflection.
-pub fn server(config: &CommonConfig, db: Database) -> GrpcServer {
-    GrpcServer::from_config(config, policy())
+pub fn server(config: &Config, db: Database) -> GrpcServer {
+    GrpcServer::from_config(&config.common, policy())
         .add_service(pb::connection_service_server::ConnectionServiceServer::new(
-            Unimplemented,
+            connections::Connections::new(db.clone()),
         ))
         .add_service(pb::credential_service_server::CredentialServiceServer::new(
-            Unimplemented,
+            credentials::Credentials::new(db.clone()),
         ))
         .monitor_health(SERVICES, database_checks(&db))
 }
 
 /// Serves integrations on `listener` until `shutdown` resolves.
 pub async fn serve(
-    config: CommonConfig,
+    config: Config,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
-    let db = Database::connect(&config.db_config(ServiceRole::Integrations))?;
+    let db = Database::connect(&config.common.db_config(ServiceRole::Integrations))?;
     server(&config, db).serve(listener, shutdown).await
 }
-
-#[derive(Debug, Clone, Copy)]
-struct Unimplemented;
-
-impl pb::connection_service_server::ConnectionService for Unimplemented {}
-impl pb::credential_service_server::CredentialService for Unimplemented {}

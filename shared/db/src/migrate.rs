@@ -17,10 +17,21 @@ pub const LOOKUP_ROLE: &str = "adscope_lookup";
 
 /// Migrations in the order they apply. Never edit one that has shipped: add
 /// another.
-pub const MIGRATIONS: &[(&str, &str)] = &[(
-    "0001_foundation",
-    include_str!("../migrations/0001_foundation.sql"),
-)];
+pub const MIGRATIONS: &[(&str, &str)] = &[
+    (
+        "0001_foundation",
+        include_str!("../migrations/0001_foundation.sql"),
+    ),
+    (
+        "0002_analytics_performance",
+        include_str!("../migrations/0002_analytics_performance.sql"),
+    ),
+    (
+        "0003_credentials",
+        include_str!("../migrations/0003_credentials.sql"),
+    ),
+    ("0004_syncs", include_str!("../migrations/0004_syncs.sql")),
+];
 
 /// Serialises migration runs across processes (an arbitrary constant).
 const MIGRATION_LOCK: i64 = 0x6164_7363_6f70_6501;

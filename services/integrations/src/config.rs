@@ -1,0 +1,195 @@
+//! Settings of the integrations service beyond the common ones.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use adscope_server::{CommonArgs, CommonConfig, ConfigError};
+
+/// Command line and environment of `adscope-integrations`.
+#[derive(Debug, clap::Parser)]
+#[command(
+    name = "adscope-integrations",
+    version,
+    about = "adscope integrations gRPC service"
+)]
+pub struct Args {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// The analytics service, called when a sync finishes.
+    #[arg(long, env = "ADSCOPE_ANALYTICS_URL")]
+    pub analytics_url: Option<String>,
+    /// Base URL of the Airbyte API (e.g. http://airbyte:8000).
+    #[arg(long, env = "ADSCOPE_AIRBYTE_URL")]
+    pub airbyte_url: Option<String>,
+    /// Bearer token for the Airbyte API.
+    #[arg(long, env = "ADSCOPE_AIRBYTE_TOKEN", hide_env_values = true)]
+    pub airbyte_token: Option<String>,
+    /// Basic-auth user for the Airbyte API (instead of a token).
+    #[arg(long, env = "ADSCOPE_AIRBYTE_USER")]
+    pub airbyte_user: Option<String>,
+    /// Basic-auth password for the Airbyte API.
+    #[arg(long, env = "ADSCOPE_AIRBYTE_PASSWORD", hide_env_values = true)]
+    pub airbyte_password: Option<String>,
+    /// Seconds an Airbyte API call may take.
+    #[arg(long, env = "ADSCOPE_AIRBYTE_TIMEOUT_SECS", default_value_t = 30)]
+    pub airbyte_timeout_secs: u64,
+    /// Shared secret of the Airbyte webhook (header or HMAC-SHA256 key).
+    #[arg(long, env = "ADSCOPE_WEBHOOK_SECRET", hide_env_values = true)]
+    pub webhook_secret: Option<String>,
+    /// The local key-encryption key file (32 random bytes, hex or raw).
+    #[arg(long, env = "ADSCOPE_KMS_KEY_FILE")]
+    pub kms_key_file: Option<PathBuf>,
+    /// Run the background scheduler in this replica.
+    #[arg(long, env = "ADSCOPE_SCHEDULER", default_value_t = true, action = clap::ArgAction::Set)]
+    pub scheduler: bool,
+    /// Seconds between scheduler passes.
+    #[arg(long, env = "ADSCOPE_SCHEDULER_INTERVAL_SECS", default_value_t = 60)]
+    pub scheduler_interval_secs: u64,
+    /// First retry delay of a failed job, in milliseconds.
+    #[arg(long, env = "ADSCOPE_RETRY_BASE_MS", default_value_t = 500)]
+    pub retry_base_ms: u64,
+    /// Longest retry delay, in milliseconds.
+    #[arg(long, env = "ADSCOPE_RETRY_CAP_MS", default_value_t = 60_000)]
+    pub retry_cap_ms: u64,
+}
+
+/// How to reach Airbyte.
+#[derive(Debug, Clone)]
+pub struct AirbyteConfig {
+    pub base_url: String,
+    pub auth: AirbyteAuth,
+    pub timeout: Duration,
+}
+
+/// Airbyte API credentials; never logged.
+#[derive(Clone)]
+pub enum AirbyteAuth {
+    None,
+    Bearer(String),
+    Basic { user: String, password: String },
+}
+
+impl std::fmt::Debug for AirbyteAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            AirbyteAuth::None => "None",
+            AirbyteAuth::Bearer(_) => "Bearer(<redacted>)",
+            AirbyteAuth::Basic { .. } => "Basic(<redacted>)",
+        })
+    }
+}
+
+/// The background scheduler's settings.
+#[derive(Debug, Clone)]
+pub struct SchedulerConfig {
+    pub enabled: bool,
+    pub interval: Duration,
+    pub retry_base: Duration,
+    pub retry_cap: Duration,
+}
+
+/// Everything integrations runs with.
+#[derive(Clone)]
+pub struct Config {
+    pub common: CommonConfig,
+    pub analytics_url: Option<String>,
+    pub airbyte: Option<AirbyteConfig>,
+    pub webhook_secret: Option<String>,
+    pub kms_key_file: Option<PathBuf>,
+    pub scheduler: SchedulerConfig,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("common", &self.common)
+            .field("analytics_url", &self.analytics_url)
+            .field("airbyte", &self.airbyte)
+            .field(
+                "webhook_secret",
+                &self.webhook_secret.as_ref().map(|_| "<redacted>"),
+            )
+            .field("kms_key_file", &self.kms_key_file)
+            .field("scheduler", &self.scheduler)
+            .finish()
+    }
+}
+
+impl Config {
+    /// Defaults around the common settings: no Airbyte, no webhook secret,
+    /// no key file, scheduler off (tests and `adscope dev` turn on what they use).
+    pub fn new(common: CommonConfig) -> Config {
+        Config {
+            common,
+            analytics_url: None,
+            airbyte: None,
+            webhook_secret: None,
+            kms_key_file: None,
+            scheduler: SchedulerConfig {
+                enabled: false,
+                interval: Duration::from_secs(60),
+                retry_base: Duration::from_millis(500),
+                retry_cap: Duration::from_secs(60),
+            },
+        }
+    }
+}
+
+impl Args {
+    /// Validates the settings.
+    pub fn into_config(self) -> Result<Config, ConfigError> {
+        let common = self.common.into_config(crate::DEFAULT_ADDR)?;
+        let auth = match (self.airbyte_token, self.airbyte_user, self.airbyte_password) {
+            (Some(_), Some(_), _) => {
+                return Err(ConfigError::Invalid {
+                    name: "ADSCOPE_AIRBYTE_TOKEN",
+                    reason: "set either it or ADSCOPE_AIRBYTE_USER/PASSWORD, not both".into(),
+                });
+            }
+            (Some(token), None, _) => AirbyteAuth::Bearer(token),
+            (None, Some(user), Some(password)) => AirbyteAuth::Basic { user, password },
+            (None, Some(_), None) => {
+                return Err(ConfigError::Missing {
+                    name: "ADSCOPE_AIRBYTE_PASSWORD",
+                    hint: "Basic auth needs a password with ADSCOPE_AIRBYTE_USER".into(),
+                });
+            }
+            (None, None, _) => AirbyteAuth::None,
+        };
+        let airbyte = match self.airbyte_url {
+            None => None,
+            Some(url) => {
+                if !(url.starts_with("http://") || url.starts_with("https://")) {
+                    return Err(ConfigError::Invalid {
+                        name: "ADSCOPE_AIRBYTE_URL",
+                        reason: format!("{url:?} is not an http(s) URL"),
+                    });
+                }
+                Some(AirbyteConfig {
+                    base_url: url.trim_end_matches('/').to_owned(),
+                    auth,
+                    timeout: Duration::from_secs(self.airbyte_timeout_secs.max(1)),
+                })
+            }
+        };
+        if self.retry_base_ms == 0 || self.retry_cap_ms < self.retry_base_ms {
+            return Err(ConfigError::Invalid {
+                name: "ADSCOPE_RETRY_CAP_MS",
+                reason: "the base must be positive and the cap at least the base".into(),
+            });
+        }
+        Ok(Config {
+            common,
+            analytics_url: self.analytics_url,
+            airbyte,
+            webhook_secret: self.webhook_secret,
+            kms_key_file: self.kms_key_file,
+            scheduler: SchedulerConfig {
+                enabled: self.scheduler,
+                interval: Duration::from_secs(self.scheduler_interval_secs.max(1)),
+                retry_base: Duration::from_millis(self.retry_base_ms),
+                retry_cap: Duration::from_millis(self.retry_cap_ms),
+            },
+        })
+    }
+}

@@ -1,0 +1,1 @@
+-- (reserved; no statements yet)
