@@ -9,8 +9,9 @@ use diesel::prelude::*;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use crate::convert::{datetime, from_struct, timestamp, to_struct};
-use crate::error::ApiError;
+use crate::convert::{json_or_empty, mask_fields, optional_time, text, timestamp, to_struct};
+use crate::error::{ApiError, Violations, write_error};
+use crate::pagination::{self, Cursor, Order};
 
 /// Campaign handlers over the tenant-scoped pool.
 #[derive(Debug, Clone)]
@@ -57,6 +58,39 @@ struct NewCampaign {
     platform_created_at: Option<DateTime<Utc>>,
     platform_updated_at: Option<DateTime<Utc>>,
 }
+
+/// The validated values of the fields a create or update writes; `None`
+/// leaves a column alone (and `Some(None)` clears a nullable one).
+#[derive(Debug, Default, AsChangeset)]
+#[diesel(table_name = campaigns)]
+struct CampaignChanges {
+    external_id: Option<String>,
+    name: Option<String>,
+    platform: Option<String>,
+    account_external_id: Option<String>,
+    status: Option<String>,
+    objective: Option<String>,
+    currency: Option<String>,
+    metadata: Option<serde_json::Value>,
+    platform_created_at: Option<Option<DateTime<Utc>>>,
+    platform_updated_at: Option<Option<DateTime<Utc>>>,
+}
+
+/// The fields an update may name.
+const MUTABLE: &[&str] = &[
+    "external_id",
+    "name",
+    "platform",
+    "account_external_id",
+    "status",
+    "objective",
+    "currency",
+    "metadata",
+    "platform_created_at",
+    "platform_updated_at",
+];
+/// Output-only fields: named in a mask they are refused, not ignored.
+const IMMUTABLE: &[&str] = &["id", "create_time", "update_time"];
 
 fn platform_name(platform: pb::Platform) -> Option<&'static str> {
     Some(match platform {
@@ -122,73 +156,94 @@ impl From<CampaignRow> for pb::Campaign {
     }
 }
 
-fn text(field: &str, value: &str, max: usize, required: bool) -> Result<String, ApiError> {
+fn currency(value: &str) -> Result<String, ApiError> {
     let value = value.trim();
-    if required && value.is_empty() {
-        return Err(ApiError::invalid(field, "is required"));
-    }
-    if value.chars().count() > max {
+    if value.len() != 3 || !value.bytes().all(|b| b.is_ascii_uppercase()) {
         return Err(ApiError::invalid(
-            field,
-            format!("is longer than {max} characters"),
+            "campaign.currency",
+            format!("must be an ISO 4217 code of three capital letters such as EUR, got {value:?}"),
         ));
     }
     Ok(value.to_owned())
 }
 
-fn optional_time(
-    field: &str,
-    ts: Option<&prost_types::Timestamp>,
-) -> Result<Option<DateTime<Utc>>, ApiError> {
-    ts.map(|ts| datetime(ts).ok_or_else(|| ApiError::invalid(field, "is out of range")))
-        .transpose()
-}
-
-fn new_campaign(tenant: Uuid, campaign: pb::Campaign) -> Result<NewCampaign, ApiError> {
-    let platform = platform_name(campaign.platform())
-        .ok_or_else(|| ApiError::invalid("campaign.platform", "is required"))?;
-    let status = status_name(campaign.status()).unwrap_or("active");
-    let currency = campaign.currency.trim().to_owned();
-    if currency.len() != 3 || !currency.bytes().all(|b| b.is_ascii_uppercase()) {
-        return Err(ApiError::invalid(
-            "campaign.currency",
-            "must be an ISO 4217 code such as EUR",
-        ));
+/// Validates the `fields` of `campaign`, recording every violation. On
+/// create, an unspecified status means active.
+fn changes(
+    campaign: &pb::Campaign,
+    fields: &[&str],
+    creating: bool,
+    v: &mut Violations,
+) -> CampaignChanges {
+    let mut out = CampaignChanges::default();
+    for field in fields {
+        match *field {
+            "external_id" => {
+                out.external_id = v.check(text(
+                    "campaign.external_id",
+                    &campaign.external_id,
+                    128,
+                    true,
+                ));
+            }
+            "name" => out.name = v.check(text("campaign.name", &campaign.name, 256, true)),
+            "platform" => match platform_name(campaign.platform()) {
+                Some(p) => out.platform = Some(p.to_owned()),
+                None => v.add("campaign.platform", "is required (e.g. PLATFORM_META)"),
+            },
+            "account_external_id" => {
+                out.account_external_id = v.check(text(
+                    "campaign.account_external_id",
+                    &campaign.account_external_id,
+                    128,
+                    false,
+                ));
+            }
+            "status" => match status_name(campaign.status()) {
+                Some(s) => out.status = Some(s.to_owned()),
+                None if creating => out.status = Some("active".to_owned()),
+                None => v.add("campaign.status", "must be set when it is updated"),
+            },
+            "objective" => {
+                out.objective =
+                    v.check(text("campaign.objective", &campaign.objective, 128, false));
+            }
+            "currency" => out.currency = v.check(currency(&campaign.currency)),
+            "metadata" => out.metadata = Some(json_or_empty(campaign.metadata.as_ref())),
+            "platform_created_at" => {
+                out.platform_created_at = v.check(optional_time(
+                    "campaign.platform_created_at",
+                    campaign.platform_created_at.as_ref(),
+                ));
+            }
+            "platform_updated_at" => {
+                out.platform_updated_at = v.check(optional_time(
+                    "campaign.platform_updated_at",
+                    campaign.platform_updated_at.as_ref(),
+                ));
+            }
+            _ => {}
+        }
     }
-    Ok(NewCampaign {
-        tenant_id: tenant,
-        external_id: text("campaign.external_id", &campaign.external_id, 128, true)?,
-        name: text("campaign.name", &campaign.name, 256, true)?,
-        platform: platform.to_owned(),
-        account_external_id: text(
-            "campaign.account_external_id",
-            &campaign.account_external_id,
-            128,
-            false,
-        )?,
-        status: status.to_owned(),
-        objective: text("campaign.objective", &campaign.objective, 128, false)?,
-        currency,
-        metadata: campaign
-            .metadata
-            .as_ref()
-            .map(from_struct)
-            .unwrap_or_else(|| serde_json::json!({})),
-        platform_created_at: optional_time(
-            "campaign.platform_created_at",
-            campaign.platform_created_at.as_ref(),
-        )?,
-        platform_updated_at: optional_time(
-            "campaign.platform_updated_at",
-            campaign.platform_updated_at.as_ref(),
-        )?,
-    })
+    out
 }
 
 /// A resource id from a request: malformed is `INVALID_ARGUMENT`.
 pub(crate) fn parse_id(field: &str, id: &str) -> Result<Uuid, ApiError> {
     Uuid::parse_str(id.trim())
         .map_err(|_| ApiError::invalid(field, format!("must be a UUID, got {id:?}")))
+}
+
+fn duplicate() -> ApiError {
+    ApiError::AlreadyExists("a campaign with this external_id already exists".into())
+}
+
+fn not_found() -> ApiError {
+    ApiError::NotFound("campaign")
+}
+
+fn invalid_times() -> ApiError {
+    ApiError::invalid("campaign", "violates a constraint")
 }
 
 #[tonic::async_trait]
@@ -201,8 +256,23 @@ impl pb::campaign_service_server::CampaignService for Campaigns {
         let campaign = request
             .into_inner()
             .campaign
-            .ok_or_else(|| Status::invalid_argument("campaign is required"))?;
-        let row = new_campaign(*ctx.tenant_id().as_uuid(), campaign)?;
+            .ok_or_else(|| ApiError::invalid("campaign", "is required"))?;
+        let mut v = Violations::new();
+        let c = changes(&campaign, MUTABLE, true, &mut v);
+        v.finish()?;
+        let row = NewCampaign {
+            tenant_id: *ctx.tenant_id().as_uuid(),
+            external_id: c.external_id.unwrap_or_default(),
+            name: c.name.unwrap_or_default(),
+            platform: c.platform.unwrap_or_default(),
+            account_external_id: c.account_external_id.unwrap_or_default(),
+            status: c.status.unwrap_or_default(),
+            objective: c.objective.unwrap_or_default(),
+            currency: c.currency.unwrap_or_default(),
+            metadata: c.metadata.unwrap_or_default(),
+            platform_created_at: c.platform_created_at.flatten(),
+            platform_updated_at: c.platform_updated_at.flatten(),
+        };
 
         // One statement: the insert-returning, its opening and its COMMIT
         // leave in one write.
@@ -215,11 +285,8 @@ impl pb::campaign_service_server::CampaignService for Campaigns {
                     .returning(CampaignRow::as_returning()),
             )
             .await
-            .map_err(ApiError::from)?;
-        let created = created
-            .into_iter()
-            .next()
-            .ok_or(ApiError::NotFound("campaign"))?;
+            .map_err(|e| write_error(e, duplicate, not_found, invalid_times))?;
+        let created = created.into_iter().next().ok_or_else(not_found)?;
         Ok(Response::new(pb::CreateCampaignResponse {
             campaign: Some(created.into()),
         }))
@@ -245,12 +312,137 @@ impl pb::campaign_service_server::CampaignService for Campaigns {
             )
             .await
             .map_err(ApiError::from)?;
-        let campaign = found
-            .into_iter()
-            .next()
-            .ok_or(ApiError::NotFound("campaign"))?;
+        let campaign = found.into_iter().next().ok_or_else(not_found)?;
         Ok(Response::new(pb::GetCampaignResponse {
             campaign: Some(campaign.into()),
         }))
+    }
+
+    async fn list_campaigns(
+        &self,
+        request: Request<pb::ListCampaignsRequest>,
+    ) -> Result<Response<pb::ListCampaignsResponse>, Status> {
+        let ctx = tenant_context(&request)?.clone();
+        let tenant = *ctx.tenant_id().as_uuid();
+        let req = request.get_ref();
+        let mut v = Violations::new();
+        let size = v.check(pagination::page_size(req.page_size));
+        let order = match req.order_by() {
+            pb::CampaignOrderBy::Name => Order::Name,
+            pb::CampaignOrderBy::Unspecified | pb::CampaignOrderBy::CreateTime => Order::CreateTime,
+        };
+        let status = status_name(req.status());
+        let platform = platform_name(req.platform());
+        let query = pagination::fingerprint(&[
+            "campaigns",
+            status.unwrap_or(""),
+            platform.unwrap_or(""),
+            order.as_str(),
+            if req.descending { "desc" } else { "asc" },
+        ]);
+        let cursor = v
+            .check(pagination::decode(&req.page_token, tenant, query))
+            .flatten()
+            .and_then(|values| v.check(Cursor::from_values(order, &values)));
+        v.finish()?;
+        let size = size.unwrap_or(pagination::DEFAULT_PAGE_SIZE);
+
+        let mut q = campaigns::table
+            .select(CampaignRow::as_select())
+            .into_boxed();
+        if let Some(status) = status {
+            q = q.filter(campaigns::status.eq(status));
+        }
+        if let Some(platform) = platform {
+            q = q.filter(campaigns::platform.eq(platform));
+        }
+        if let Some(cursor) = &cursor {
+            q = q.filter(cursor.condition("campaigns", req.descending));
+        }
+        q = match (order, req.descending) {
+            (Order::Name, false) => q.order((campaigns::name.asc(), campaigns::id.asc())),
+            (Order::Name, true) => q.order((campaigns::name.desc(), campaigns::id.desc())),
+            (Order::CreateTime, false) => {
+                q.order((campaigns::created_at.asc(), campaigns::id.asc()))
+            }
+            (Order::CreateTime, true) => {
+                q.order((campaigns::created_at.desc(), campaigns::id.desc()))
+            }
+        };
+        // One row beyond the page says whether there is a next one.
+        let mut rows: Vec<CampaignRow> = self
+            .db
+            .scoped_load(&ctx, q.limit(size + 1))
+            .await
+            .map_err(ApiError::from)?;
+        let more = rows.len() > usize::try_from(size).unwrap_or(usize::MAX);
+        rows.truncate(usize::try_from(size).unwrap_or(usize::MAX));
+        let next_page_token = match rows.last() {
+            Some(last) if more => pagination::encode(
+                tenant,
+                query,
+                Cursor::after(order, &last.name, last.created_at, last.id).to_values(),
+            ),
+            _ => String::new(),
+        };
+        Ok(Response::new(pb::ListCampaignsResponse {
+            campaigns: rows.into_iter().map(Into::into).collect(),
+            next_page_token,
+        }))
+    }
+
+    async fn update_campaign(
+        &self,
+        request: Request<pb::UpdateCampaignRequest>,
+    ) -> Result<Response<pb::UpdateCampaignResponse>, Status> {
+        let ctx = tenant_context(&request)?.clone();
+        let req = request.into_inner();
+        let campaign = req
+            .campaign
+            .ok_or_else(|| ApiError::invalid("campaign", "is required"))?;
+        let mut v = Violations::new();
+        let id = v.check(parse_id("campaign.id", &campaign.id));
+        let fields = mask_fields(req.update_mask.as_ref(), MUTABLE, IMMUTABLE, &mut v);
+        let c = changes(&campaign, &fields, false, &mut v);
+        v.finish()?;
+        let id = id.ok_or_else(not_found)?;
+
+        // One UPDATE ... RETURNING: another tenant's row is invisible to it,
+        // so it matches nothing, exactly like a missing id.
+        let updated: Vec<CampaignRow> = self
+            .db
+            .scoped_load(
+                &ctx,
+                diesel::update(campaigns::table.filter(campaigns::id.eq(id)))
+                    .set((c, campaigns::updated_at.eq(diesel::dsl::now)))
+                    .returning(CampaignRow::as_returning()),
+            )
+            .await
+            .map_err(|e| write_error(e, duplicate, not_found, invalid_times))?;
+        let updated = updated.into_iter().next().ok_or_else(not_found)?;
+        Ok(Response::new(pb::UpdateCampaignResponse {
+            campaign: Some(updated.into()),
+        }))
+    }
+
+    async fn delete_campaign(
+        &self,
+        request: Request<pb::DeleteCampaignRequest>,
+    ) -> Result<Response<pb::DeleteCampaignResponse>, Status> {
+        let ctx = tenant_context(&request)?.clone();
+        let id = parse_id("id", &request.get_ref().id)?;
+        // The foreign keys cascade to the campaign's ad sets and their ads.
+        let deleted = self
+            .db
+            .scoped_execute(
+                &ctx,
+                diesel::delete(campaigns::table.filter(campaigns::id.eq(id))),
+            )
+            .await
+            .map_err(ApiError::from)?;
+        if deleted == 0 {
+            return Err(not_found().into());
+        }
+        Ok(Response::new(pb::DeleteCampaignResponse {}))
     }
 }

@@ -84,6 +84,27 @@ impl Violations {
     }
 }
 
+/// What a write's constraint violation means for the caller: `unique` for a
+/// duplicate key, `foreign_key` for a parent that is not there (missing and
+/// another tenant's look the same), `check` for a check constraint; any
+/// other error stays a database error.
+pub(crate) fn write_error(
+    error: DbError,
+    unique: impl FnOnce() -> ApiError,
+    foreign_key: impl FnOnce() -> ApiError,
+    check: impl FnOnce() -> ApiError,
+) -> ApiError {
+    match &error {
+        DbError::Query(DieselError::DatabaseError(kind, _)) => match kind {
+            DatabaseErrorKind::UniqueViolation => unique(),
+            DatabaseErrorKind::ForeignKeyViolation => foreign_key(),
+            DatabaseErrorKind::CheckViolation => check(),
+            _ => ApiError::Db(error),
+        },
+        _ => ApiError::Db(error),
+    }
+}
+
 impl From<DieselError> for ApiError {
     fn from(error: DieselError) -> Self {
         ApiError::Db(DbError::Query(error))

@@ -16,7 +16,6 @@ pub mod campaigns;
 mod convert;
 #[allow(dead_code)] // TODO: remove once every service uses all of it
 mod error;
-#[allow(dead_code)] // TODO: remove once the list methods use it
 mod pagination;
 pub mod performance;
 pub mod snapshots;

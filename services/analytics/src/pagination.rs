@@ -8,6 +8,10 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, SecondsFormat, Utc};
+use diesel::dsl::{AsExprOf, sql};
+use diesel::expression::{SqlLiteral, UncheckedBind};
+use diesel::sql_types::{Bool, Text};
 use uuid::Uuid;
 
 use crate::error::ApiError;
@@ -93,6 +97,103 @@ pub(crate) fn decode(
     Ok(Some(token.k))
 }
 
+/// The orderings the resource listings offer; `id` always breaks ties.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Order {
+    Name,
+    CreateTime,
+}
+
+impl Order {
+    /// The name of the ordering inside a query fingerprint.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Order::Name => "name",
+            Order::CreateTime => "create_time",
+        }
+    }
+}
+
+/// The SQL of [`Cursor::condition`]: a row comparison with two bound values.
+pub(crate) type KeysetCondition = SqlLiteral<
+    Bool,
+    UncheckedBind<
+        SqlLiteral<Bool, UncheckedBind<SqlLiteral<Bool>, AsExprOf<String, Text>>>,
+        AsExprOf<String, Text>,
+    >,
+>;
+
+/// A keyset position: the ordering value and id of the last row served.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Cursor {
+    Name(String, Uuid),
+    CreateTime(DateTime<Utc>, Uuid),
+}
+
+impl Cursor {
+    /// The position after a row.
+    pub(crate) fn after(order: Order, name: &str, created_at: DateTime<Utc>, id: Uuid) -> Self {
+        match order {
+            Order::Name => Cursor::Name(name.to_owned(), id),
+            Order::CreateTime => Cursor::CreateTime(created_at, id),
+        }
+    }
+
+    /// The position as token values.
+    pub(crate) fn to_values(&self) -> Vec<String> {
+        match self {
+            Cursor::Name(name, id) => vec![name.clone(), id.to_string()],
+            Cursor::CreateTime(at, id) => vec![
+                at.to_rfc3339_opts(SecondsFormat::Micros, true),
+                id.to_string(),
+            ],
+        }
+    }
+
+    /// The position a token's values name under `order`.
+    pub(crate) fn from_values(order: Order, values: &[String]) -> Result<Self, ApiError> {
+        let invalid = || ApiError::invalid("page_token", "is not a page token this listing issued");
+        let [value, id] = values else {
+            return Err(invalid());
+        };
+        let id = Uuid::parse_str(id).map_err(|_| invalid())?;
+        Ok(match order {
+            Order::Name => Cursor::Name(value.clone(), id),
+            Order::CreateTime => Cursor::CreateTime(
+                DateTime::parse_from_rfc3339(value)
+                    .map_err(|_| invalid())?
+                    .with_timezone(&Utc),
+                id,
+            ),
+        })
+    }
+
+    /// The condition "strictly after this position" over `table`'s
+    /// `name`/`created_at` and `id` columns, as one row comparison so that a
+    /// `(tenant_id, <column>, id)` index can serve it.
+    pub(crate) fn condition(&self, table: &str, descending: bool) -> KeysetCondition {
+        let op = if descending { "<" } else { ">" };
+        let (column, value, id) = match self {
+            Cursor::Name(name, id) => ("name", name.clone(), id),
+            Cursor::CreateTime(at, id) => (
+                "created_at",
+                at.to_rfc3339_opts(SecondsFormat::Micros, true),
+                id,
+            ),
+        };
+        let cast = if column == "name" {
+            ""
+        } else {
+            "::timestamptz"
+        };
+        sql::<Bool>(&format!("({table}.{column}, {table}.id) {op} ("))
+            .bind::<Text, _>(value)
+            .sql(&format!("{cast}, "))
+            .bind::<Text, _>(id.to_string())
+            .sql("::uuid)")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -126,6 +227,23 @@ mod tests {
             decode("garbage!", tenant, q),
             Err(ApiError::Invalid(_))
         ));
+    }
+
+    #[test]
+    fn cursors_round_trip_through_values() {
+        let id = Uuid::new_v4();
+        let at = DateTime::from_timestamp(1_700_000_000, 123_456_000).unwrap();
+        for (order, cursor) in [
+            (Order::Name, Cursor::Name("Spring, sale".into(), id)),
+            (Order::CreateTime, Cursor::CreateTime(at, id)),
+        ] {
+            assert_eq!(
+                Cursor::from_values(order, &cursor.to_values()).unwrap(),
+                cursor
+            );
+        }
+        assert!(Cursor::from_values(Order::CreateTime, &["x".into(), id.to_string()]).is_err());
+        assert!(Cursor::from_values(Order::Name, &["x".into()]).is_err());
     }
 
     #[test]

@@ -97,6 +97,10 @@ pub struct Config {
     pub webhook_secret: Option<String>,
     pub kms_key_file: Option<PathBuf>,
     pub scheduler: SchedulerConfig,
+    /// Signs the short-lived, one-tenant tokens integrations presents to
+    /// analytics when it calls on a tenant's behalf without a caller (the
+    /// webhook, the scheduler): the same HS256 secret the services verify.
+    pub service_minter: Option<std::sync::Arc<adscope_tenancy::Minter>>,
 }
 
 impl std::fmt::Debug for Config {
@@ -111,6 +115,7 @@ impl std::fmt::Debug for Config {
             )
             .field("kms_key_file", &self.kms_key_file)
             .field("scheduler", &self.scheduler)
+            .field("service_minter", &self.service_minter)
             .finish()
     }
 }
@@ -131,6 +136,7 @@ impl Config {
                 retry_base: Duration::from_millis(500),
                 retry_cap: Duration::from_secs(60),
             },
+            service_minter: None,
         }
     }
 }
@@ -138,6 +144,21 @@ impl Config {
 impl Args {
     /// Validates the settings.
     pub fn into_config(self) -> Result<Config, ConfigError> {
+        let service_minter = self
+            .common
+            .jwt_hs256_secret
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .and_then(|secret| {
+                adscope_tenancy::Minter::hs256(
+                    secret.as_bytes(),
+                    self.common.jwt_issuer.clone(),
+                    self.common.jwt_audience.clone(),
+                )
+                .ok()
+            })
+            .map(std::sync::Arc::new);
         let common = self.common.into_config(crate::DEFAULT_ADDR)?;
         let auth = match (self.airbyte_token, self.airbyte_user, self.airbyte_password) {
             (Some(_), Some(_), _) => {
@@ -190,6 +211,7 @@ impl Args {
                 retry_base: Duration::from_millis(self.retry_base_ms),
                 retry_cap: Duration::from_millis(self.retry_cap_ms),
             },
+            service_minter,
         })
     }
 }

@@ -4,7 +4,11 @@
 //! # Layout
 //!
 //! - `config`: settings (Airbyte, webhook secret, key file, scheduler).
-//! - `connections`: `ConnectionService`.
+//! - `connections`: `ConnectionService` and the sync operations it shares.
+//! - `airbyte`: the Airbyte API client and job-report parsing.
+//! - `webhook`: `POST /webhooks/airbyte`, served next to gRPC on the same port.
+//! - `scheduler`: per-tenant background jobs under lease rows.
+//! - `service_calls`: one-tenant contexts and calls to analytics.
 //! - `credentials`: `CredentialService`.
 //!
 //! Methods not built yet answer `UNIMPLEMENTED` behind the tenant layer.
@@ -14,11 +18,18 @@ use std::net::SocketAddr;
 use adscope_db::{Database, ServiceRole};
 use adscope_proto::integrations::v1 as pb;
 use adscope_server::GrpcServer;
-use adscope_server::health::database_checks;
+use adscope_server::health::{Heartbeat, database_checks, heartbeat};
 
+pub mod airbyte;
 pub mod config;
 pub mod connections;
 pub mod credentials;
+pub mod error;
+pub mod kms;
+mod page;
+pub mod scheduler;
+pub mod service_calls;
+pub mod webhook;
 
 use adscope_tenancy::{Access, MethodPolicy, Role};
 pub use config::{Args, Config};
@@ -55,22 +66,38 @@ pub fn policy() -> MethodPolicy {
             tenant(Role::Viewer),
         );
     }
-    policy.method(
-        "/adscope.integrations.v1.CredentialService/RotateDataKey",
-        tenant(Role::Admin),
-    )
+    policy
+        .method(
+            "/adscope.integrations.v1.CredentialService/RotateDataKey",
+            tenant(Role::Admin),
+        )
+        // Plain HTTP; it authenticates itself and finds its tenant from the
+        // connection its payload names.
+        .method(webhook::PATH, Access::Public)
 }
 
 /// The server with every integrations service, health and reflection.
-pub fn server(config: &Config, db: Database) -> GrpcServer {
+pub fn server(
+    config: &Config,
+    db: Database,
+    airbyte: Option<airbyte::AirbyteClient>,
+    scheduler: Option<&Heartbeat>,
+) -> GrpcServer {
+    let mut checks = database_checks(&db);
+    if let Some(beat) = scheduler {
+        // A pass may legitimately take a while; three missed intervals
+        // (and at least a minute) mean the loop is stuck or gone.
+        let max_age = (config.scheduler.interval * 3).max(std::time::Duration::from_secs(60));
+        checks.push(("scheduler", heartbeat("scheduler", beat, max_age)));
+    }
     GrpcServer::from_config(&config.common, policy())
         .add_service(pb::connection_service_server::ConnectionServiceServer::new(
-            connections::Connections::new(db.clone()),
+            connections::Connections::new(db.clone(), airbyte),
         ))
         .add_service(pb::credential_service_server::CredentialServiceServer::new(
-            credentials::Credentials::new(db.clone()),
+            credentials::Credentials::from_key_file(db.clone(), config.kms_key_file.as_deref()),
         ))
-        .monitor_health(SERVICES, database_checks(&db))
+        .monitor_health(SERVICES, checks)
 }
 
 /// Serves integrations on `listener` until `shutdown` resolves.
@@ -80,5 +107,27 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
     let db = Database::connect(&config.common.db_config(ServiceRole::Integrations))?;
-    server(&config, db).serve(listener, shutdown).await
+    let airbyte = airbyte::AirbyteClient::new(config.airbyte.as_ref())?;
+    let analytics = service_calls::Analytics::new(config.analytics_url.as_deref());
+    let hook = webhook::Webhook::new(
+        db.clone(),
+        config.webhook_secret.as_deref(),
+        analytics,
+        config.service_minter.clone(),
+    );
+    let beat = Heartbeat::new();
+    let scheduler = if config.scheduler.enabled {
+        Some(scheduler::Scheduler::new(&config, db.clone())?.spawn(beat.clone()))
+    } else {
+        None
+    };
+    let served = server(&config, db, airbyte, scheduler.as_ref().map(|_| &beat))
+        .into_routes()?
+        .with_http_route(webhook::PATH, hook.router())
+        .serve(listener, shutdown)
+        .await;
+    if let Some(scheduler) = scheduler {
+        scheduler.abort();
+    }
+    served
 }

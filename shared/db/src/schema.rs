@@ -82,3 +82,111 @@ diesel::table! {
         updated_at -> Timestamptz,
     }
 }
+
+diesel::table! {
+    performance_records (tenant_id, id) {
+        tenant_id -> Uuid,
+        id -> Uuid,
+        date -> Date,
+        level -> Text,
+        source -> Text,
+        external_id -> Text,
+        campaign_external_id -> Text,
+        ad_set_external_id -> Text,
+        ad_external_id -> Text,
+        campaign_id -> Nullable<Uuid>,
+        ad_set_id -> Nullable<Uuid>,
+        ad_id -> Nullable<Uuid>,
+        impressions -> Int8,
+        reach -> Int8,
+        clicks -> Int8,
+        conversions -> Int8,
+        spend -> Numeric,
+        currency -> Text,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    snapshots (tenant_id, source) {
+        tenant_id -> Uuid,
+        source -> Text,
+        payload -> Jsonb,
+        generated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    data_keys (tenant_id, version) {
+        tenant_id -> Uuid,
+        version -> Int4,
+        wrapped_key -> Bytea,
+        kek_id -> Text,
+        status -> Text,
+        created_at -> Timestamptz,
+        retired_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    credentials (tenant_id, id) {
+        tenant_id -> Uuid,
+        id -> Uuid,
+        provider -> Text,
+        account_id -> Text,
+        ciphertext -> Bytea,
+        nonce -> Bytea,
+        key_version -> Int4,
+        expires_at -> Nullable<Timestamptz>,
+        status -> Text,
+        scopes -> Array<Text>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    sync_jobs (tenant_id, id) {
+        tenant_id -> Uuid,
+        id -> Uuid,
+        connection_id -> Uuid,
+        airbyte_job_id -> Int8,
+        status -> Text,
+        started_at -> Nullable<Timestamptz>,
+        ended_at -> Nullable<Timestamptz>,
+        duration_seconds -> Nullable<Int8>,
+        records_synced -> Int8,
+        bytes_synced -> Int8,
+        error -> Nullable<Text>,
+        attempts -> Int4,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    job_leases (tenant_id, job) {
+        tenant_id -> Uuid,
+        job -> Text,
+        holder -> Uuid,
+        leased_until -> Timestamptz,
+        last_started_at -> Nullable<Timestamptz>,
+        last_finished_at -> Nullable<Timestamptz>,
+        last_succeeded_at -> Nullable<Timestamptz>,
+        last_error -> Nullable<Text>,
+        runs -> Int8,
+    }
+}
+
+diesel::table! {
+    credential_reminders (tenant_id, id) {
+        tenant_id -> Uuid,
+        id -> Uuid,
+        credential_id -> Uuid,
+        expires_at -> Timestamptz,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(data_keys, credentials);

@@ -3,18 +3,47 @@
 //! A monitor task runs the service's checks on an interval and sets every
 //! served name (and the empty name, meaning the whole server) to `SERVING`
 //! when all pass and `NOT_SERVING` when any fails, so `Watch` streams see
-//! each change and Kubernetes probes follow the database.
+//! each change and Kubernetes probes follow the database. Each check has a
+//! time limit: a hung dependency reports `NOT_SERVING` instead of stalling
+//! the monitor, and probes never wait on a check (they read the last result).
 
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
+use tokio::sync::watch;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
+
+use crate::config::{ConfigError, parsed};
 
 /// One named check: `Ok` when healthy, else why not (logged, never returned
 /// to callers of the health service).
 pub type Check = Box<dyn Fn() -> BoxFuture<'static, Result<(), String>> + Send + Sync>;
+
+/// How often checks run unless configured.
+pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(5);
+
+/// How long one check may take before it counts as failed.
+pub const DEFAULT_CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The environment variable holding the interval, in whole seconds.
+pub const INTERVAL_VAR: &str = "ADSCOPE_HEALTH_INTERVAL_SECS";
+
+/// The monitor interval from `ADSCOPE_HEALTH_INTERVAL_SECS` (default 5 s);
+/// zero or a non-number is an error naming the variable.
+pub fn interval_from_env() -> Result<Duration, ConfigError> {
+    let secs: u64 = parsed(INTERVAL_VAR, DEFAULT_INTERVAL.as_secs())?;
+    if secs == 0 {
+        return Err(ConfigError::Invalid {
+            name: INTERVAL_VAR,
+            reason: "must be at least 1 second".into(),
+        });
+    }
+    Ok(Duration::from_secs(secs))
+}
 
 /// Runs checks and reports the outcome.
 pub struct HealthMonitor {
@@ -22,6 +51,13 @@ pub struct HealthMonitor {
     services: Vec<&'static str>,
     checks: Vec<(&'static str, Check)>,
     interval: Duration,
+    timeout: Duration,
+    // The last status reported, so that names are only set (and `Watch`
+    // streams only notified) on a change.
+    status: watch::Sender<ServingStatus>,
+    reported: Mutex<Option<ServingStatus>>,
+    // Whether a run has logged its outcome yet: the first run always does.
+    logged: AtomicBool,
 }
 
 impl std::fmt::Debug for HealthMonitor {
@@ -32,6 +68,8 @@ impl std::fmt::Debug for HealthMonitor {
                 "checks",
                 &self.checks.iter().map(|(n, _)| n).collect::<Vec<_>>(),
             )
+            .field("interval", &self.interval)
+            .field("timeout", &self.timeout)
             .finish()
     }
 }
@@ -40,12 +78,16 @@ impl HealthMonitor {
     /// A monitor for the given service names; the empty name is added.
     pub fn new(reporter: HealthReporter, services: &[&'static str]) -> Self {
         let mut names = vec![""];
-        names.extend_from_slice(services);
+        names.extend(services.iter().copied().filter(|s| !s.is_empty()));
         HealthMonitor {
             reporter,
             services: names,
             checks: Vec::new(),
-            interval: Duration::from_secs(5),
+            interval: DEFAULT_INTERVAL,
+            timeout: DEFAULT_CHECK_TIMEOUT,
+            status: watch::channel(ServingStatus::Unknown).0,
+            reported: Mutex::new(None),
+            logged: AtomicBool::new(false),
         }
     }
 
@@ -55,35 +97,101 @@ impl HealthMonitor {
         self
     }
 
+    /// Adds several checks.
+    pub fn checks(mut self, checks: Vec<(&'static str, Check)>) -> Self {
+        self.checks.extend(checks);
+        self
+    }
+
     /// How often checks run.
     pub fn interval(mut self, interval: Duration) -> Self {
         self.interval = interval;
         self
     }
 
-    /// Runs every check once and reports; returns whether all passed.
+    /// How long one check may take before it counts as failed.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The overall status as last reported (`Unknown` before the first run),
+    /// for code in the same process that reports on this server.
+    pub fn subscribe(&self) -> watch::Receiver<ServingStatus> {
+        self.status.subscribe()
+    }
+
+    /// Runs every check once, concurrently and each within the time limit,
+    /// and reports; returns whether all passed.
     pub async fn run_once(&self) -> bool {
-        let mut healthy = true;
-        for (name, check) in &self.checks {
-            if let Err(reason) = check().await {
-                tracing::warn!(check = name, %reason, "health check failed");
-                healthy = false;
-            }
-        }
-        let status = if healthy {
+        let timeout = self.timeout;
+        let outcomes =
+            futures_util::future::join_all(self.checks.iter().map(|(name, check)| async move {
+                let outcome = match tokio::time::timeout(timeout, check()).await {
+                    Ok(outcome) => outcome,
+                    Err(_) => Err(format!("no answer within {timeout:?}")),
+                };
+                (*name, outcome)
+            }))
+            .await;
+        let failures: Vec<(&str, String)> = outcomes
+            .into_iter()
+            .filter_map(|(name, outcome)| outcome.err().map(|reason| (name, reason)))
+            .collect();
+        let status = if failures.is_empty() {
             ServingStatus::Serving
         } else {
             ServingStatus::NotServing
         };
+        self.report(status, &failures).await;
+        failures.is_empty()
+    }
+
+    async fn report(&self, status: ServingStatus, failures: &[(&str, String)]) {
+        let previous = {
+            let mut reported = self
+                .reported
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            reported.replace(status)
+        };
+        let first = !self.logged.swap(true, Ordering::SeqCst);
+        if previous == Some(status) && !first {
+            return;
+        }
+        // Only changes are logged: a long outage is one warning, not one per tick.
+        if failures.is_empty() {
+            tracing::info!(status = ?status, "health checks pass");
+        } else {
+            for (check, reason) in failures {
+                tracing::warn!(check, %reason, "health check failed");
+            }
+        }
+        if previous != Some(status) {
+            self.publish(status).await;
+        }
+    }
+
+    // Sets every name; `Watch` streams see it even when it is unchanged, so
+    // callers publish changes only.
+    async fn publish(&self, status: ServingStatus) {
         for service in &self.services {
             self.reporter.set_service_status(*service, status).await;
         }
-        healthy
+        self.status.send_replace(status);
     }
 
-    /// Runs the checks forever on the interval.
+    /// Runs the checks forever on the interval. Every name reads
+    /// `NOT_SERVING` until the first run has passed, so nothing routes
+    /// traffic to a server whose checks have not yet been made.
     pub fn spawn(self) -> tokio::task::JoinHandle<()> {
         tokio::spawn(async move {
+            self.publish(ServingStatus::NotServing).await;
+            *self
+                .reported
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) =
+                Some(ServingStatus::NotServing);
             let mut ticker = tokio::time::interval(self.interval);
             ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
@@ -128,10 +236,135 @@ pub fn database_checks(db: &adscope_db::Database) -> Vec<(&'static str, Check)> 
     ]
 }
 
-impl HealthMonitor {
-    /// Adds several checks.
-    pub fn checks(mut self, checks: Vec<(&'static str, Check)>) -> Self {
-        self.checks.extend(checks);
-        self
+/// A check on a setting fixed at start: passes when `ok`, else reports that
+/// `what` (e.g. `ADSCOPE_AIRBYTE_URL`) is not configured.
+pub fn configured(what: &'static str, ok: bool) -> Check {
+    Box::new(move || {
+        let outcome = if ok {
+            Ok(())
+        } else {
+            Err(format!("{what} is not configured"))
+        };
+        futures_util::future::ready(outcome).boxed()
+    })
+}
+
+/// A liveness signal of a background loop: the loop calls [`Heartbeat::beat`]
+/// on every pass, and [`heartbeat`] fails once the last beat is too old.
+/// Cloning shares the signal.
+#[derive(Debug, Clone)]
+pub struct Heartbeat {
+    last: Arc<Mutex<Instant>>,
+}
+
+impl Default for Heartbeat {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Heartbeat {
+    /// A heartbeat that counts its creation as the first beat, so a loop that
+    /// is just starting is not reported dead.
+    pub fn new() -> Self {
+        Heartbeat {
+            last: Arc::new(Mutex::new(Instant::now())),
+        }
+    }
+
+    /// Records that the loop is alive.
+    pub fn beat(&self) {
+        *self
+            .last
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Instant::now();
+    }
+
+    /// Time since the last beat.
+    pub fn age(&self) -> Duration {
+        self.last
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .elapsed()
+    }
+}
+
+/// A check that fails when `beat` has not beaten within `max_age` (e.g. two
+/// or three scheduler intervals).
+pub fn heartbeat(what: &'static str, beat: &Heartbeat, max_age: Duration) -> Check {
+    let beat = beat.clone();
+    Box::new(move || {
+        let age = beat.age();
+        let outcome = if age <= max_age {
+            Ok(())
+        } else {
+            Err(format!(
+                "{what} last ran {}s ago (allowed {}s)",
+                age.as_secs(),
+                max_age.as_secs()
+            ))
+        };
+        futures_util::future::ready(outcome).boxed()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // tests fail loudly
+
+    use super::*;
+
+    fn toggled(flag: &Arc<AtomicBool>) -> Check {
+        let flag = flag.clone();
+        Box::new(move || {
+            let ok = flag.load(Ordering::SeqCst);
+            async move { if ok { Ok(()) } else { Err("down".into()) } }.boxed()
+        })
+    }
+
+    #[tokio::test]
+    async fn a_hung_check_fails_within_its_timeout() {
+        let (reporter, _service) = tonic_health::server::health_reporter();
+        let monitor = HealthMonitor::new(reporter, &["svc"])
+            .timeout(Duration::from_millis(100))
+            .check(
+                "hangs",
+                Box::new(|| futures_util::future::pending().boxed()),
+            );
+        let started = Instant::now();
+        assert!(!monitor.run_once().await);
+        assert!(started.elapsed() < Duration::from_secs(1));
+        assert_eq!(*monitor.subscribe().borrow(), ServingStatus::NotServing);
+    }
+
+    #[tokio::test]
+    async fn status_follows_the_checks_both_ways() {
+        let (reporter, _service) = tonic_health::server::health_reporter();
+        let flag = Arc::new(AtomicBool::new(false));
+        let monitor = HealthMonitor::new(reporter, &["svc"]).check("toggle", toggled(&flag));
+        let status = monitor.subscribe();
+        assert!(!monitor.run_once().await);
+        assert_eq!(*status.borrow(), ServingStatus::NotServing);
+        flag.store(true, Ordering::SeqCst);
+        assert!(monitor.run_once().await);
+        assert_eq!(*status.borrow(), ServingStatus::Serving);
+    }
+
+    #[tokio::test]
+    async fn configured_and_heartbeat_checks() {
+        assert!(configured("ADSCOPE_AIRBYTE_URL", true)().await.is_ok());
+        let missing = configured("ADSCOPE_AIRBYTE_URL", false)()
+            .await
+            .unwrap_err();
+        assert!(missing.contains("ADSCOPE_AIRBYTE_URL"), "{missing}");
+
+        let beat = Heartbeat::new();
+        let check = heartbeat("scheduler", &beat, Duration::from_millis(50));
+        assert!(check().await.is_ok());
+        tokio::time::sleep(Duration::from_millis(80)).await;
+        let dead = check().await.unwrap_err();
+        assert!(dead.contains("scheduler"), "{dead}");
+        beat.beat();
+        assert!(check().await.is_ok());
     }
 }

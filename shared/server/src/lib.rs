@@ -14,6 +14,7 @@
 
 pub mod client;
 pub mod config;
+mod divert;
 pub mod health;
 pub mod serve;
 pub mod shutdown;

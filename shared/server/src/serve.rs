@@ -30,7 +30,12 @@ const CORS_EXPOSED_HEADERS: &[&str] = &[
     "grpc-message",
     "grpc-status-details-bin",
     "x-request-id",
+    VERSION_HEADER,
 ];
+
+/// Response header naming the build of the answering server, so that the
+/// fleet view can report each service's version from its health check.
+pub const VERSION_HEADER: &str = "x-adscope-version";
 
 /// A service's gRPC server: its routes plus health, reflection and
 /// gRPC-Web, behind the shared layers.
@@ -41,6 +46,7 @@ pub struct GrpcServer {
     cors_origins: Vec<HeaderValue>,
     descriptor_sets: Vec<&'static [u8]>,
     health: HealthReporter,
+    health_interval: Option<std::time::Duration>,
 }
 
 impl std::fmt::Debug for GrpcServer {
@@ -64,6 +70,7 @@ impl GrpcServer {
             cors_origins: Vec::new(),
             descriptor_sets: vec![tonic_health::pb::FILE_DESCRIPTOR_SET],
             health,
+            health_interval: None,
         }
     }
 
@@ -75,15 +82,32 @@ impl GrpcServer {
             .reflect(adscope_proto::FILE_DESCRIPTOR_SET)
     }
 
+    /// How often [`GrpcServer::monitor_health`] runs its checks; without
+    /// it, `ADSCOPE_HEALTH_INTERVAL_SECS` (default 5 s).
+    pub fn health_interval(mut self, interval: std::time::Duration) -> Self {
+        self.health_interval = Some(interval);
+        self
+    }
+
     /// Reports `services` (and the whole server) through `grpc.health.v1`,
-    /// driven by `checks` on a background task.
+    /// driven by `checks` on a background task; each check times out after
+    /// [`crate::health::DEFAULT_CHECK_TIMEOUT`].
     pub fn monitor_health(
         self,
         services: &[&'static str],
         checks: Vec<(&'static str, crate::health::Check)>,
     ) -> Self {
+        let interval = self.health_interval.unwrap_or_else(|| {
+            crate::health::interval_from_env().unwrap_or_else(|error| {
+                // Binaries validate this at start; a server built without
+                // that check keeps working on the default.
+                tracing::error!(%error, "using the default health interval");
+                crate::health::DEFAULT_INTERVAL
+            })
+        });
         crate::health::HealthMonitor::new(self.health.clone(), services)
             .checks(checks)
+            .interval(interval)
             .spawn();
         self
     }
@@ -132,11 +156,20 @@ impl GrpcServer {
         }
         let mut routes = self.routes;
         routes.add_service(reflection.build_v1()?);
+        // Every answer a route gives names its build, however the routes
+        // are then served.
+        let routes = Routes::from(
+            routes
+                .routes()
+                .into_axum_router()
+                .layer(tower::util::MapResponseLayer::new(stamp_version)),
+        );
         Ok(ServerParts {
-            routes: routes.routes(),
+            routes,
             verifier: self.verifier,
             policy: self.policy,
             cors_origins: self.cors_origins,
+            http_route: None,
         })
     }
 
@@ -152,12 +185,12 @@ impl GrpcServer {
 
 /// Routes and the settings of the layers that go over them.
 pub struct ServerParts {
-    /// Every route; plain HTTP routes may be merged in through
-    /// `Routes::into_axum_router`.
+    /// Every gRPC route.
     pub routes: Routes,
     verifier: Arc<Verifier>,
     policy: Arc<MethodPolicy>,
     cors_origins: Vec<HeaderValue>,
+    http_route: Option<(&'static str, axum::Router)>,
 }
 
 impl std::fmt::Debug for ServerParts {
@@ -167,6 +200,15 @@ impl std::fmt::Debug for ServerParts {
 }
 
 impl ServerParts {
+    /// Serves a plain HTTP endpoint at `path` next to gRPC (the Airbyte
+    /// webhook). It is taken off before the gRPC-Web layer, which refuses
+    /// any other HTTP/1.1 request, and before the tenant layer: such an
+    /// endpoint authenticates itself. The trace layer still covers it.
+    pub fn with_http_route(mut self, path: &'static str, router: axum::Router) -> Self {
+        self.http_route = Some((path, router));
+        self
+    }
+
     /// Serves until `shutdown` resolves, then drains the calls in flight.
     pub async fn serve(
         self,
@@ -174,13 +216,18 @@ impl ServerParts {
         shutdown: impl Future<Output = ()> + Send,
     ) -> anyhow::Result<()> {
         let cors = cors_layer(self.cors_origins);
-        let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+        // Small gRPC frames must not wait for Nagle's algorithm: with delayed
+        // ACKs on the peer that stalls each response by tens of milliseconds.
+        let incoming =
+            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
         tonic::transport::Server::builder()
             // gRPC-Web arrives over HTTP/1.1 from browsers.
             .accept_http1(true)
             // Outermost: one span per call, parented on the caller's trace,
             // so everything below (including refusals) is traced.
             .layer(ServerTraceLayer::new())
+            // Plain HTTP endpoints leave here; everything else is gRPC.
+            .layer(crate::divert::DivertLayer::new(self.http_route))
             // CORS answers browser preflights before anything needs a token.
             .layer(cors)
             // Translate gRPC-Web to gRPC so the tenant layer and the services
@@ -193,6 +240,14 @@ impl ServerParts {
             .await?;
         Ok(())
     }
+}
+
+fn stamp_version<B>(mut response: http::Response<B>) -> http::Response<B> {
+    response.headers_mut().insert(
+        VERSION_HEADER,
+        HeaderValue::from_static(env!("CARGO_PKG_VERSION")),
+    );
+    response
 }
 
 fn cors_layer(origins: Vec<HeaderValue>) -> CorsLayer {
