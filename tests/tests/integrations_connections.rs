@@ -249,14 +249,21 @@ async fn connection_crud_round_trips_and_tenant_b_gets_not_found() {
         .await
         .unwrap_err();
     assert_eq!(output_only.code(), Code::InvalidArgument);
-    let empty_mask = client
+    // An empty mask replaces every updatable field.
+    let mut whole = updated.clone();
+    whole.provider = "meta_ads".into();
+    let replaced = client
         .update_connection(a.req(pb::UpdateConnectionRequest {
-            connection: Some(patch.clone()),
+            connection: Some(whole),
             update_mask: None,
         }))
         .await
-        .unwrap_err();
-    assert_eq!(empty_mask.code(), Code::InvalidArgument);
+        .unwrap()
+        .into_inner()
+        .connection
+        .unwrap();
+    assert_eq!(replaced.provider, "meta_ads");
+    assert_eq!(replaced.name, "A meta renamed");
     let by_b = client
         .update_connection(b.req(pb::UpdateConnectionRequest {
             connection: Some(patch.clone()),

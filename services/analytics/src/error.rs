@@ -21,8 +21,6 @@ pub(crate) enum ApiError {
     NotFound(&'static str),
     #[error("{0}")]
     AlreadyExists(String),
-    #[error("{0}")]
-    FailedPrecondition(String),
     #[error(transparent)]
     Db(#[from] DbError),
 }
@@ -68,10 +66,6 @@ impl Violations {
                 None
             }
         }
-    }
-
-    pub(crate) fn is_empty(&self) -> bool {
-        self.0.is_empty()
     }
 
     /// `Ok(())` when nothing was recorded.
@@ -124,7 +118,6 @@ impl From<ApiError> for Status {
             }
             ApiError::NotFound(what) => Status::not_found(format!("{what} not found")),
             ApiError::AlreadyExists(message) => Status::already_exists(message),
-            ApiError::FailedPrecondition(message) => Status::failed_precondition(message),
             ApiError::Db(DbError::Unavailable(reason)) => {
                 tracing::warn!(%reason, "database unavailable");
                 Status::unavailable("the database is unavailable; retry shortly")

@@ -14,7 +14,6 @@ pub mod ad_sets;
 pub mod ads;
 pub mod campaigns;
 mod convert;
-#[allow(dead_code)] // TODO: remove once every service uses all of it
 mod error;
 mod pagination;
 pub mod performance;

@@ -52,6 +52,10 @@ pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
 
     let secret = secret_file(&args.data_dir.join("jwt-secret"))?;
     secret_file(&args.data_dir.join("kms.key"))?;
+    let secrets = DevSecrets {
+        jwt: secret.clone(),
+        webhook: secret_file(&args.data_dir.join("webhook-secret"))?,
+    };
     let tenant = demo_tenant(&admin_url).await?;
 
     // The three services, in this process, sharing one shutdown signal.
@@ -83,11 +87,15 @@ pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
     let tasks = [
         tokio::spawn(adscope_analytics::serve(analytics, listeners.0, shutdown())),
         tokio::spawn(adscope_integrations::serve(
-            dev_integrations(integrations, &args),
+            dev_integrations(integrations, &args, &secrets)?,
             listeners.1,
             shutdown(),
         )),
-        tokio::spawn(adscope_health::serve(health, listeners.2, shutdown())),
+        tokio::spawn(adscope_health::serve_with(
+            dev_health(health, &args),
+            listeners.2,
+            shutdown(),
+        )),
     ];
 
     let token = Minter::hs256(secret.as_bytes(), "adscope", "adscope")?.mint(&TokenSpec {
@@ -116,14 +124,39 @@ pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Integrations as dev runs it: the local key file, analytics next door,
+/// Integrations as dev runs it: the local key file, the webhook secret,
+/// analytics next door (called with tokens minted for one tenant at a time),
 /// the scheduler on.
-fn dev_integrations(common: CommonConfig, args: &DevArgs) -> adscope_integrations::Config {
+fn dev_integrations(
+    common: CommonConfig,
+    args: &DevArgs,
+    secrets: &DevSecrets,
+) -> anyhow::Result<adscope_integrations::Config> {
     let mut config = adscope_integrations::Config::new(common);
     config.kms_key_file = Some(args.data_dir.join("kms.key"));
+    config.webhook_secret = Some(secrets.webhook.clone());
     config.analytics_url = Some(format!("http://{}", args.analytics_addr));
+    config.service_minter = Some(Arc::new(Minter::hs256(
+        secrets.jwt.as_bytes(),
+        "adscope",
+        "adscope",
+    )?));
     config.scheduler.enabled = true;
+    Ok(config)
+}
+
+/// Health as dev runs it: it asks the other two for their health.
+fn dev_health(common: CommonConfig, args: &DevArgs) -> adscope_health::Config {
+    let mut config = adscope_health::Config::new(common);
+    config.analytics_url = Some(format!("http://{}", args.analytics_addr));
+    config.integrations_url = Some(format!("http://{}", args.integrations_addr));
     config
+}
+
+/// The secrets dev mode keeps under its data directory.
+struct DevSecrets {
+    jwt: String,
+    webhook: String,
 }
 
 async fn bind(addr: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
@@ -226,10 +259,14 @@ fn banner(args: &DevArgs, admin_url: &str, tenant: TenantId, token: &str) -> Str
          \x20 grpcurl -plaintext -H \"authorization: Bearer $TOKEN\" -H \"x-tenant-id: {tenant}\" \\\n\
          \x20   -d '{{\"campaign\": {{\"external_id\": \"c-1\", \"name\": \"Spring\", \"platform\": \"PLATFORM_META\", \"currency\": \"EUR\"}}}}' \\\n\
          \x20   {a} adscope.analytics.v1.CampaignService/CreateCampaign\n\
-         \nMint more tokens with:\n  ADSCOPE_JWT_HS256_SECRET=$(cat {secret_file}) adscope token --tenant {tenant} --role viewer\n",
+         \nAirbyte webhook: POST http://{i}/webhooks/airbyte with the header\n\
+         \x20 x-adscope-webhook-secret: $(cat {webhook_file})\n\
+         \nMint more tokens with:\n\
+         \x20 ADSCOPE_JWT_HS256_SECRET=$(cat {secret_file}) adscope token --tenant {tenant} --role viewer\n",
         a = args.analytics_addr,
         i = args.integrations_addr,
         h = args.health_addr,
         secret_file = args.data_dir.join("jwt-secret").display(),
+        webhook_file = args.data_dir.join("webhook-secret").display(),
     )
 }

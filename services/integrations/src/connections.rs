@@ -748,14 +748,19 @@ impl pb::connection_service_server::ConnectionService for Connections {
             .connection
             .ok_or_else(|| ApiError::invalid("connection", "is required"))?;
         let id = parse_id("connection.id", &patch.id)?;
-        let paths = req.update_mask.map(|m| m.paths).unwrap_or_default();
+        // An empty mask means every updatable field, as in analytics.
+        let mut paths = req.update_mask.map(|m| m.paths).unwrap_or_default();
         if paths.is_empty() {
-            return Err(ApiError::invalid(
-                "update_mask",
-                "name at least one field to change: name, provider, airbyte_connection_id, \
-                 workspace_id, schedule, active",
-            )
-            .into());
+            paths = [
+                "name",
+                "provider",
+                "airbyte_connection_id",
+                "workspace_id",
+                "schedule",
+                "active",
+            ]
+            .map(String::from)
+            .to_vec();
         }
         for path in &paths {
             if !matches!(
