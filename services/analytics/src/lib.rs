@@ -42,6 +42,38 @@ pub const DEFAULT_ADDR: SocketAddr =
 pub struct Args {
     #[command(flatten)]
     pub common: CommonArgs,
+    /// Seconds a computed snapshot is served from cache.
+    #[arg(long, env = "ADSCOPE_SNAPSHOT_TTL_SECS", default_value_t = 300,
+          value_parser = clap::value_parser!(u64).range(1..=2_592_000))]
+    pub snapshot_ttl_secs: u64,
+}
+
+/// Everything analytics runs with.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub common: CommonConfig,
+    /// How long a snapshot stays fresh.
+    pub snapshot_ttl: std::time::Duration,
+}
+
+impl Config {
+    /// The defaults around the common settings.
+    pub fn new(common: CommonConfig) -> Config {
+        Config {
+            common,
+            snapshot_ttl: snapshots::DEFAULT_TTL,
+        }
+    }
+}
+
+impl Args {
+    /// Validates the settings.
+    pub fn into_config(self) -> Result<Config, adscope_server::ConfigError> {
+        Ok(Config {
+            common: self.common.into_config(DEFAULT_ADDR)?,
+            snapshot_ttl: std::time::Duration::from_secs(self.snapshot_ttl_secs),
+        })
+    }
 }
 
 /// The gRPC services analytics serves (for health and reflection).
@@ -82,8 +114,8 @@ pub fn policy() -> MethodPolicy {
 }
 
 /// The server with every analytics service, health and reflection.
-pub fn server(config: &CommonConfig, db: Database) -> GrpcServer {
-    GrpcServer::from_config(config, policy())
+pub fn server(config: &Config, db: Database) -> GrpcServer {
+    GrpcServer::from_config(&config.common, policy())
         .add_service(pb::campaign_service_server::CampaignServiceServer::new(
             campaigns::Campaigns::new(db.clone()),
         ))
@@ -99,7 +131,7 @@ pub fn server(config: &CommonConfig, db: Database) -> GrpcServer {
             ),
         )
         .add_service(pb::snapshot_service_server::SnapshotServiceServer::new(
-            snapshots::Snapshots::new(db.clone()),
+            snapshots::Snapshots::with_ttl(db.clone(), config.snapshot_ttl),
         ))
         .monitor_health(SERVICES, database_checks(&db))
 }
@@ -110,6 +142,15 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
-    let db = Database::connect(&config.db_config(ServiceRole::Analytics))?;
+    serve_with(Config::new(config), listener, shutdown).await
+}
+
+/// Serves analytics with every setting given.
+pub async fn serve_with(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send,
+) -> anyhow::Result<()> {
+    let db = Database::connect(&config.common.db_config(ServiceRole::Analytics))?;
     server(&config, db).serve(listener, shutdown).await
 }

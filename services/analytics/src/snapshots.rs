@@ -24,7 +24,7 @@ use crate::convert::timestamp;
 use crate::error::ApiError;
 use crate::performance::metrics::{self, MetricsQuery, MetricsSqlRow};
 
-/// TTL when `ADSCOPE_SNAPSHOT_TTL_SECS` is not set.
+/// TTL unless `ADSCOPE_SNAPSHOT_TTL_SECS` says otherwise.
 pub const DEFAULT_TTL: Duration = Duration::from_secs(300);
 /// Days a snapshot covers, ending today (UTC).
 pub const WINDOW_DAYS: i64 = 30;
@@ -43,23 +43,9 @@ pub struct Snapshots {
 }
 
 impl Snapshots {
-    /// Snapshots with the TTL from `ADSCOPE_SNAPSHOT_TTL_SECS` (seconds,
-    /// default 300). A malformed value is reported and the default used.
+    /// Snapshots with the default TTL.
     pub fn new(db: Database) -> Self {
-        let ttl = match std::env::var("ADSCOPE_SNAPSHOT_TTL_SECS") {
-            Err(_) => DEFAULT_TTL,
-            Ok(raw) => match raw.trim().parse::<u32>() {
-                Ok(secs) => Duration::from_secs(u64::from(secs)),
-                Err(_) => {
-                    tracing::warn!(
-                        value = %raw,
-                        "ADSCOPE_SNAPSHOT_TTL_SECS is not a whole number of seconds; using 300"
-                    );
-                    DEFAULT_TTL
-                }
-            },
-        };
-        Snapshots::with_ttl(db, ttl)
+        Snapshots::with_ttl(db, DEFAULT_TTL)
     }
 
     /// Snapshots served from cache for `ttl` after they are computed
