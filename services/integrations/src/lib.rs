@@ -90,6 +90,14 @@ pub fn server(
         let max_age = (config.scheduler.interval * 3).max(std::time::Duration::from_secs(60));
         checks.push(("scheduler", heartbeat("scheduler", beat, max_age)));
     }
+    // Only syncing needs Airbyte: without it the connection service reads
+    // NOT_SERVING, while credentials, the webhook, reads and the server as
+    // a whole stay in rotation.
+    let scoped = vec![(
+        pb::connection_service_server::SERVICE_NAME,
+        "airbyte",
+        adscope_server::health::configured("ADSCOPE_AIRBYTE_URL", config.airbyte.is_some()),
+    )];
     GrpcServer::from_config(&config.common, policy())
         .add_service(pb::connection_service_server::ConnectionServiceServer::new(
             connections::Connections::new(db.clone(), airbyte),
@@ -97,7 +105,7 @@ pub fn server(
         .add_service(pb::credential_service_server::CredentialServiceServer::new(
             credentials::Credentials::from_key_file(db.clone(), config.kms_key_file.as_deref()),
         ))
-        .monitor_health(SERVICES, checks)
+        .monitor_health_with(SERVICES, checks, scoped)
 }
 
 /// Serves integrations on `listener` until `shutdown` resolves.

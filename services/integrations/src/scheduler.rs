@@ -14,7 +14,7 @@ use adscope_server::health::Heartbeat;
 use std::sync::Arc;
 use std::time::Duration;
 
-use adscope_db::schema::{connections, credential_reminders, sync_jobs};
+use adscope_db::schema::{connections, credential_reminders, data_keys, sync_jobs};
 use adscope_db::{Database, DbError};
 use adscope_tenancy::{Minter, TenantContext, TenantId};
 use chrono::{DateTime, Utc};
@@ -88,20 +88,13 @@ pub struct Scheduler {
     holder: Uuid,
 }
 
-#[derive(QueryableByName)]
-struct Claimed {
-    #[diesel(sql_type = Nullable<Timestamptz>)]
-    last_succeeded_at: Option<DateTime<Utc>>,
-}
-
 const CLAIM: &str = "\
 INSERT INTO job_leases (tenant_id, job, holder, leased_until, last_started_at, runs)
 VALUES ($1, $2, $3, now() + make_interval(secs => $4), now(), 1)
 ON CONFLICT (tenant_id, job) DO UPDATE
 SET holder = EXCLUDED.holder, leased_until = EXCLUDED.leased_until, last_started_at = now(),
     runs = job_leases.runs + 1
-WHERE job_leases.leased_until < now()
-RETURNING last_succeeded_at";
+WHERE job_leases.leased_until < now()";
 
 const RELEASE: &str = "\
 UPDATE job_leases SET leased_until = now(), last_finished_at = now(),
@@ -202,9 +195,9 @@ impl Scheduler {
         ] {
             // A fresh context per job: its token lives five minutes.
             let ctx = tenant_context(tenant, self.minter.as_deref());
-            let last_success = match self.claim(&ctx, job).await {
-                Ok(Some(last)) => last,
-                Ok(None) => {
+            match self.claim(&ctx, job).await {
+                Ok(true) => {}
+                Ok(false) => {
                     report.skipped_locked += 1;
                     continue;
                 }
@@ -216,9 +209,9 @@ impl Scheduler {
                     });
                     continue;
                 }
-            };
+            }
             let outcome = self
-                .run_job(job, &ctx, last_success, report)
+                .run_job(job, &ctx, report)
                 .instrument(tracing::info_span!("scheduler.job", job, tenant.id = %tenant))
                 .await;
             let (succeeded, error) = match &outcome {
@@ -240,16 +233,13 @@ impl Scheduler {
         }
     }
 
-    /// Claims the tenant's lease on `job`: `Some(last success)` when this
-    /// instance now holds it, `None` when another does.
-    async fn claim(
-        &self,
-        ctx: &TenantContext,
-        job: &'static str,
-    ) -> Result<Option<Option<DateTime<Utc>>>, DbError> {
-        let rows: Vec<Claimed> = self
+    /// Claims the tenant's lease on `job`: `true` when this instance now
+    /// holds it, `false` when another does.
+    async fn claim(&self, ctx: &TenantContext, job: &'static str) -> Result<bool, DbError> {
+        // The upsert touches no row when an unexpired lease is held.
+        let claimed = self
             .db
-            .scoped_load(
+            .scoped_execute(
                 ctx,
                 diesel::sql_query(CLAIM)
                     .bind::<SqlUuid, _>(*ctx.tenant_id().as_uuid())
@@ -258,7 +248,7 @@ impl Scheduler {
                     .bind::<Double, _>(LEASE.as_secs_f64()),
             )
             .await?;
-        Ok(rows.into_iter().next().map(|c| c.last_succeeded_at))
+        Ok(claimed > 0)
     }
 
     async fn release(
@@ -315,14 +305,13 @@ impl Scheduler {
         &self,
         job: &'static str,
         ctx: &TenantContext,
-        last_success: Option<DateTime<Utc>>,
         report: &mut PassReport,
     ) -> Result<Outcome, String> {
         match job {
             DUE_SYNCS => self.due_syncs(ctx, report).await,
             SYNC_HEALTH => self.sync_health(ctx, report).await,
             SNAPSHOT_REFRESH => self.snapshot_refresh(ctx, report).await,
-            KEY_ROTATION => self.key_rotation(ctx, last_success, report).await,
+            KEY_ROTATION => self.key_rotation(ctx, report).await,
             _ => self.credential_reminders(ctx, report).await,
         }
     }
@@ -485,14 +474,30 @@ impl Scheduler {
     async fn key_rotation(
         &self,
         ctx: &TenantContext,
-        last_success: Option<DateTime<Utc>>,
         report: &mut PassReport,
     ) -> Result<Outcome, String> {
         let Some(kms) = &self.kms else {
             return Ok(Outcome::Skipped);
         };
+        // The active key's own age decides, not this job's history: a key a
+        // credential write made a minute ago is not rotated on a replica's
+        // first pass, and a rotation by hand restarts the period.
+        let created: Vec<DateTime<Utc>> = self
+            .db
+            .scoped_load(
+                ctx,
+                data_keys::table
+                    .filter(data_keys::status.eq("active"))
+                    .select(data_keys::created_at),
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        // No key yet: nothing is sealed, so nothing to rotate.
+        let Some(created) = created.into_iter().next() else {
+            return Ok(Outcome::Skipped);
+        };
         let every = chrono::Duration::from_std(ROTATION_EVERY).unwrap_or(chrono::Duration::days(7));
-        if last_success.is_some_and(|at| Utc::now() - at < every) {
+        if Utc::now() - created < every {
             return Ok(Outcome::Skipped);
         }
         let rotated = crate::credentials::rotate_tenant_key(&self.db, kms.as_ref(), ctx)

@@ -6,7 +6,12 @@
 //! each change and Kubernetes probes follow the database. Each check has a
 //! time limit: a hung dependency reports `NOT_SERVING` instead of stalling
 //! the monitor, and probes never wait on a check (they read the last result).
+//!
+//! A check may also be scoped to one served name: it then decides only that
+//! name's status, so an optional dependency (one RPC family needs it, the
+//! rest of the server does not) never takes the whole server out of rotation.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -50,12 +55,14 @@ pub struct HealthMonitor {
     reporter: HealthReporter,
     services: Vec<&'static str>,
     checks: Vec<(&'static str, Check)>,
+    // (service, check name, check): decides only that service's status.
+    scoped: Vec<(&'static str, &'static str, Check)>,
     interval: Duration,
     timeout: Duration,
-    // The last status reported, so that names are only set (and `Watch`
-    // streams only notified) on a change.
+    // The whole server's status, and the last status reported per name, so
+    // that names are only set (and `Watch` streams only notified) on a change.
     status: watch::Sender<ServingStatus>,
-    reported: Mutex<Option<ServingStatus>>,
+    reported: Mutex<HashMap<&'static str, ServingStatus>>,
     // Whether a run has logged its outcome yet: the first run always does.
     logged: AtomicBool,
 }
@@ -67,6 +74,14 @@ impl std::fmt::Debug for HealthMonitor {
             .field(
                 "checks",
                 &self.checks.iter().map(|(n, _)| n).collect::<Vec<_>>(),
+            )
+            .field(
+                "service_checks",
+                &self
+                    .scoped
+                    .iter()
+                    .map(|(s, n, _)| (s, n))
+                    .collect::<Vec<_>>(),
             )
             .field("interval", &self.interval)
             .field("timeout", &self.timeout)
@@ -83,15 +98,17 @@ impl HealthMonitor {
             reporter,
             services: names,
             checks: Vec::new(),
+            scoped: Vec::new(),
             interval: DEFAULT_INTERVAL,
             timeout: DEFAULT_CHECK_TIMEOUT,
             status: watch::channel(ServingStatus::Unknown).0,
-            reported: Mutex::new(None),
+            reported: Mutex::new(HashMap::new()),
             logged: AtomicBool::new(false),
         }
     }
 
-    /// Adds a check.
+    /// Adds a check every name depends on (the whole server and each
+    /// service).
     pub fn check(mut self, name: &'static str, check: Check) -> Self {
         self.checks.push((name, check));
         self
@@ -100,6 +117,36 @@ impl HealthMonitor {
     /// Adds several checks.
     pub fn checks(mut self, checks: Vec<(&'static str, Check)>) -> Self {
         self.checks.extend(checks);
+        self
+    }
+
+    /// Adds a check that only `service` depends on: that name reads
+    /// `SERVING` when every global check and every check scoped to it pass,
+    /// while the whole server (the empty name) and other services ignore it.
+    /// A service not yet among the served names is added; the empty name
+    /// (the whole server) makes it a global check.
+    pub fn service_check(
+        mut self,
+        service: &'static str,
+        name: &'static str,
+        check: Check,
+    ) -> Self {
+        if service.is_empty() {
+            return self.check(name, check);
+        }
+        if !self.services.contains(&service) {
+            self.services.push(service);
+        }
+        self.scoped.push((service, name, check));
+        self
+    }
+
+    /// Adds several scoped checks, each `(service, check name, check)`; see
+    /// [`HealthMonitor::service_check`].
+    pub fn service_checks(mut self, checks: Vec<(&'static str, &'static str, Check)>) -> Self {
+        for (service, name, check) in checks {
+            self = self.service_check(service, name, check);
+        }
         self
     }
 
@@ -115,70 +162,109 @@ impl HealthMonitor {
         self
     }
 
-    /// The overall status as last reported (`Unknown` before the first run),
-    /// for code in the same process that reports on this server.
+    /// The whole server's status (global checks only) as last reported
+    /// (`Unknown` before the first run), for code in the same process that
+    /// reports on this server.
     pub fn subscribe(&self) -> watch::Receiver<ServingStatus> {
         self.status.subscribe()
     }
 
-    /// Runs every check once, concurrently and each within the time limit,
-    /// and reports; returns whether all passed.
+    /// Runs every check once (global and scoped), concurrently and each
+    /// within the time limit, and reports each name's status; returns
+    /// whether every check passed.
     pub async fn run_once(&self) -> bool {
         let timeout = self.timeout;
-        let outcomes =
-            futures_util::future::join_all(self.checks.iter().map(|(name, check)| async move {
-                let outcome = match tokio::time::timeout(timeout, check()).await {
+        let run = |scope: Option<&'static str>, name: &'static str, check: &Check| {
+            let pending = check();
+            async move {
+                let outcome = match tokio::time::timeout(timeout, pending).await {
                     Ok(outcome) => outcome,
                     Err(_) => Err(format!("no answer within {timeout:?}")),
                 };
-                (*name, outcome)
-            }))
-            .await;
-        let failures: Vec<(&str, String)> = outcomes
-            .into_iter()
-            .filter_map(|(name, outcome)| outcome.err().map(|reason| (name, reason)))
-            .collect();
-        let status = if failures.is_empty() {
-            ServingStatus::Serving
-        } else {
-            ServingStatus::NotServing
+                outcome.err().map(|reason| Failure {
+                    service: scope,
+                    check: name,
+                    reason,
+                })
+            }
         };
-        self.report(status, &failures).await;
+        let global = self
+            .checks
+            .iter()
+            .map(|(name, check)| run(None, name, check));
+        let scoped = self
+            .scoped
+            .iter()
+            .map(|(service, name, check)| run(Some(service), name, check));
+        let failures: Vec<Failure> = futures_util::future::join_all(global.chain(scoped))
+            .await
+            .into_iter()
+            .flatten()
+            .collect();
+        let statuses = self.statuses(&failures);
+        self.report(statuses, &failures).await;
         failures.is_empty()
     }
 
-    async fn report(&self, status: ServingStatus, failures: &[(&str, String)]) {
-        let previous = {
+    // Each name's status: global failures fail every name, a scoped failure
+    // only its own service.
+    fn statuses(&self, failures: &[Failure]) -> Vec<(&'static str, ServingStatus)> {
+        let global_ok = failures.iter().all(|f| f.service.is_some());
+        self.services
+            .iter()
+            .map(|&name| {
+                let ok = global_ok
+                    && (name.is_empty() || failures.iter().all(|f| f.service != Some(name)));
+                let status = if ok {
+                    ServingStatus::Serving
+                } else {
+                    ServingStatus::NotServing
+                };
+                (name, status)
+            })
+            .collect()
+    }
+
+    async fn report(&self, statuses: Vec<(&'static str, ServingStatus)>, failures: &[Failure]) {
+        let changed: Vec<(&'static str, ServingStatus)> = {
             let mut reported = self
                 .reported
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
-            reported.replace(status)
+            statuses
+                .into_iter()
+                .filter(|&(name, status)| reported.insert(name, status) != Some(status))
+                .collect()
         };
         let first = !self.logged.swap(true, Ordering::SeqCst);
-        if previous == Some(status) && !first {
+        if changed.is_empty() && !first {
             return;
         }
         // Only changes are logged: a long outage is one warning, not one per tick.
         if failures.is_empty() {
-            tracing::info!(status = ?status, "health checks pass");
+            tracing::info!("health checks pass");
         } else {
-            for (check, reason) in failures {
-                tracing::warn!(check, %reason, "health check failed");
+            for failure in failures {
+                tracing::warn!(
+                    check = failure.check,
+                    service = failure.service.unwrap_or(""),
+                    reason = %failure.reason,
+                    "health check failed"
+                );
             }
         }
-        if previous != Some(status) {
-            self.publish(status).await;
-        }
+        self.publish(&changed).await;
     }
 
-    // Sets every name; `Watch` streams see it even when it is unchanged, so
-    // callers publish changes only.
-    async fn publish(&self, status: ServingStatus) {
-        for service in &self.services {
-            self.reporter.set_service_status(*service, status).await;
+    // Sets the given names; `Watch` streams see a set even when it is
+    // unchanged, so callers pass changes only.
+    async fn publish(&self, statuses: &[(&'static str, ServingStatus)]) {
+        for &(service, status) in statuses {
+            self.reporter.set_service_status(service, status).await;
+            if service.is_empty() {
+                self.status.send_replace(status);
+            }
         }
-        self.status.send_replace(status);
     }
 
     /// Runs the checks forever on the interval. Every name reads
@@ -186,12 +272,16 @@ impl HealthMonitor {
     /// traffic to a server whose checks have not yet been made.
     pub fn spawn(self) -> tokio::task::JoinHandle<()> {
         tokio::spawn(async move {
-            self.publish(ServingStatus::NotServing).await;
-            *self
-                .reported
+            let initial: Vec<_> = self
+                .services
+                .iter()
+                .map(|&name| (name, ServingStatus::NotServing))
+                .collect();
+            self.publish(&initial).await;
+            self.reported
                 .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner) =
-                Some(ServingStatus::NotServing);
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .extend(initial);
             let mut ticker = tokio::time::interval(self.interval);
             ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
@@ -200,6 +290,13 @@ impl HealthMonitor {
             }
         })
     }
+}
+
+/// A failed check and, when scoped, the one service it decides.
+struct Failure {
+    service: Option<&'static str>,
+    check: &'static str,
+    reason: String,
 }
 
 /// The checks every service runs on its own pool: the database answers
@@ -313,6 +410,10 @@ mod tests {
     #![allow(clippy::unwrap_used)] // tests fail loudly
 
     use super::*;
+    use tonic_health::pb::HealthCheckRequest;
+    use tonic_health::pb::health_check_response::ServingStatus as Status;
+    use tonic_health::pb::health_server::Health;
+    use tonic_health::server::HealthService;
 
     fn toggled(flag: &Arc<AtomicBool>) -> Check {
         let flag = flag.clone();
@@ -348,6 +449,66 @@ mod tests {
         flag.store(true, Ordering::SeqCst);
         assert!(monitor.run_once().await);
         assert_eq!(*status.borrow(), ServingStatus::Serving);
+    }
+
+    async fn served(service: &HealthService, name: &str) -> ServingStatus {
+        let reply = service
+            .check(tonic::Request::new(HealthCheckRequest {
+                service: name.into(),
+            }))
+            .await
+            .unwrap()
+            .into_inner();
+        match reply.status() {
+            Status::Serving => ServingStatus::Serving,
+            Status::NotServing => ServingStatus::NotServing,
+            other => panic!("unexpected status {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failing_scoped_check_flips_only_its_service() {
+        let (reporter, _service) = tonic_health::server::health_reporter();
+        let service = HealthService::from_health_reporter(reporter.clone());
+        let global = Arc::new(AtomicBool::new(true));
+        let optional = Arc::new(AtomicBool::new(false));
+        let monitor = HealthMonitor::new(reporter, &["a.A", "b.B"])
+            .check("global", toggled(&global))
+            .service_check("b.B", "optional", toggled(&optional));
+        let whole = monitor.subscribe();
+
+        assert!(!monitor.run_once().await, "a scoped failure is a failure");
+        assert_eq!(served(&service, "").await, ServingStatus::Serving);
+        assert_eq!(served(&service, "a.A").await, ServingStatus::Serving);
+        assert_eq!(served(&service, "b.B").await, ServingStatus::NotServing);
+        assert_eq!(*whole.borrow(), ServingStatus::Serving);
+
+        optional.store(true, Ordering::SeqCst);
+        assert!(monitor.run_once().await);
+        assert_eq!(served(&service, "b.B").await, ServingStatus::Serving);
+
+        // A global failure takes every name down, scoped checks or not.
+        global.store(false, Ordering::SeqCst);
+        assert!(!monitor.run_once().await);
+        for name in ["", "a.A", "b.B"] {
+            assert_eq!(served(&service, name).await, ServingStatus::NotServing);
+        }
+        assert_eq!(*whole.borrow(), ServingStatus::NotServing);
+    }
+
+    #[tokio::test]
+    async fn a_scoped_check_on_an_unlisted_service_adds_that_name() {
+        let (reporter, _service) = tonic_health::server::health_reporter();
+        let service = HealthService::from_health_reporter(reporter.clone());
+        let monitor = HealthMonitor::new(reporter, &[]).service_check(
+            "c.C",
+            "hangs",
+            Box::new(|| futures_util::future::pending().boxed()),
+        );
+        let monitor = monitor.timeout(Duration::from_millis(50));
+        assert!(!monitor.run_once().await);
+        assert_eq!(served(&service, "").await, ServingStatus::Serving);
+        assert_eq!(served(&service, "c.C").await, ServingStatus::NotServing);
     }
 
     #[tokio::test]

@@ -97,6 +97,20 @@ impl GrpcServer {
         services: &[&'static str],
         checks: Vec<(&'static str, crate::health::Check)>,
     ) -> Self {
+        self.monitor_health_with(services, checks, Vec::new())
+    }
+
+    /// As [`GrpcServer::monitor_health`], plus `scoped` checks, each
+    /// `(service, check name, check)`, that decide only that service's
+    /// status: an optional dependency marks its own RPC family
+    /// `NOT_SERVING` while the whole server (the empty name) and the other
+    /// services follow the global `checks` alone.
+    pub fn monitor_health_with(
+        self,
+        services: &[&'static str],
+        checks: Vec<(&'static str, crate::health::Check)>,
+        scoped: Vec<(&'static str, &'static str, crate::health::Check)>,
+    ) -> Self {
         let interval = self.health_interval.unwrap_or_else(|| {
             crate::health::interval_from_env().unwrap_or_else(|error| {
                 // Binaries validate this at start; a server built without
@@ -107,6 +121,7 @@ impl GrpcServer {
         });
         crate::health::HealthMonitor::new(self.health.clone(), services)
             .checks(checks)
+            .service_checks(scoped)
             .interval(interval)
             .spawn();
         self
