@@ -54,8 +54,8 @@ impl Violations {
     }
 
     /// Keeps the value of a check, recording its violation if it failed.
-    pub(crate) fn check<T>(&mut self, result: Result<T, ApiError>) -> Option<T> {
-        match result {
+    pub(crate) fn check<T, E: Into<ApiError>>(&mut self, result: Result<T, E>) -> Option<T> {
+        match result.map_err(Into::into) {
             Ok(value) => Some(value),
             Err(ApiError::Invalid(mut violations)) => {
                 self.0.append(&mut violations);
@@ -96,6 +96,12 @@ pub(crate) fn write_error(
             _ => ApiError::Db(error),
         },
         _ => ApiError::Db(error),
+    }
+}
+
+impl From<adscope_server::page::InvalidField> for ApiError {
+    fn from(error: adscope_server::page::InvalidField) -> Self {
+        ApiError::invalid(error.field, error.description)
     }
 }
 

@@ -1,13 +1,6 @@
-//! Page sizes and opaque page tokens for keyset pagination.
-//!
-//! A token carries the tenant it was issued to, a fingerprint of the query
-//! (filters and ordering) and the keyset position of the last row served.
-//! Replayed by another tenant or with other filters it is refused with
-//! `INVALID_ARGUMENT`; it never leaks anything but that position, which the
-//! tenant itself was just shown.
+//! Keyset pagination of the resource listings: their orderings and cursors,
+//! over the shared tenant-bound page tokens of `adscope_server::page`.
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, SecondsFormat, Utc};
 use diesel::dsl::{AsExprOf, sql};
 use diesel::expression::{SqlLiteral, UncheckedBind};
@@ -16,86 +9,7 @@ use uuid::Uuid;
 
 use crate::error::ApiError;
 
-/// Rows per page when the caller does not say.
-pub(crate) const DEFAULT_PAGE_SIZE: i64 = 50;
-/// The most rows one page may hold.
-pub(crate) const MAX_PAGE_SIZE: i64 = 500;
-
-/// The page size a request asked for: 0 means the default.
-pub(crate) fn page_size(requested: i32) -> Result<i64, ApiError> {
-    match i64::from(requested) {
-        0 => Ok(DEFAULT_PAGE_SIZE),
-        n if n < 0 => Err(ApiError::invalid("page_size", "must not be negative")),
-        n if n > MAX_PAGE_SIZE => Err(ApiError::invalid(
-            "page_size",
-            format!("must be at most {MAX_PAGE_SIZE}"),
-        )),
-        n => Ok(n),
-    }
-}
-
-/// A fingerprint of a query's shape: everything that must stay the same
-/// between the pages of one listing.
-pub(crate) fn fingerprint(parts: &[&str]) -> u64 {
-    // FNV-1a: stable across builds and processes, which a token must be.
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for part in parts {
-        for byte in part.bytes().chain([0xff]) {
-            hash ^= u64::from(byte);
-            hash = hash.wrapping_mul(0x0100_0000_01b3);
-        }
-    }
-    hash
-}
-
-#[derive(serde::Serialize, serde::Deserialize)]
-struct Token {
-    /// The tenant the token was issued to.
-    t: Uuid,
-    /// The query fingerprint.
-    q: u64,
-    /// The keyset position: the ordering values of the last row served.
-    k: Vec<String>,
-}
-
-/// Encodes the position after `cursor` for `tenant` and `query`.
-pub(crate) fn encode(tenant: Uuid, query: u64, cursor: Vec<String>) -> String {
-    let token = Token {
-        t: tenant,
-        q: query,
-        k: cursor,
-    };
-    // Serialising a struct of plain fields cannot fail.
-    let json = serde_json::to_vec(&token).unwrap_or_default();
-    URL_SAFE_NO_PAD.encode(json)
-}
-
-/// The keyset position a token names, or `None` for the first page.
-pub(crate) fn decode(
-    token: &str,
-    tenant: Uuid,
-    query: u64,
-) -> Result<Option<Vec<String>>, ApiError> {
-    if token.is_empty() {
-        return Ok(None);
-    }
-    let invalid = || ApiError::invalid("page_token", "is not a page token this listing issued");
-    let bytes = URL_SAFE_NO_PAD.decode(token).map_err(|_| invalid())?;
-    let token: Token = serde_json::from_slice(&bytes).map_err(|_| invalid())?;
-    if token.t != tenant {
-        return Err(ApiError::invalid(
-            "page_token",
-            "was issued to another tenant",
-        ));
-    }
-    if token.q != query {
-        return Err(ApiError::invalid(
-            "page_token",
-            "was issued for other filters or ordering; start again without a page token",
-        ));
-    }
-    Ok(Some(token.k))
-}
+pub(crate) use adscope_server::page::{DEFAULT_PAGE_SIZE, decode, encode, fingerprint, page_size};
 
 /// The orderings the resource listings offer; `id` always breaks ties.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -199,37 +113,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_token_round_trips_for_its_tenant_and_query() {
-        let tenant = Uuid::new_v4();
-        let q = fingerprint(&["status=active", "order=name"]);
-        let token = encode(tenant, q, vec!["Spring".into(), Uuid::nil().to_string()]);
-        assert_eq!(
-            decode(&token, tenant, q).unwrap(),
-            Some(vec!["Spring".to_string(), Uuid::nil().to_string()])
-        );
-        assert_eq!(decode("", tenant, q).unwrap(), None);
-    }
-
-    #[test]
-    fn a_token_replayed_by_another_tenant_or_query_is_refused() {
-        let tenant = Uuid::new_v4();
-        let q = fingerprint(&["a"]);
-        let token = encode(tenant, q, vec!["x".into()]);
-        assert!(matches!(
-            decode(&token, Uuid::new_v4(), q),
-            Err(ApiError::Invalid(_))
-        ));
-        assert!(matches!(
-            decode(&token, tenant, fingerprint(&["b"])),
-            Err(ApiError::Invalid(_))
-        ));
-        assert!(matches!(
-            decode("garbage!", tenant, q),
-            Err(ApiError::Invalid(_))
-        ));
-    }
-
-    #[test]
     fn cursors_round_trip_through_values() {
         let id = Uuid::new_v4();
         let at = DateTime::from_timestamp(1_700_000_000, 123_456_000).unwrap();
@@ -244,14 +127,5 @@ mod tests {
         }
         assert!(Cursor::from_values(Order::CreateTime, &["x".into(), id.to_string()]).is_err());
         assert!(Cursor::from_values(Order::Name, &["x".into()]).is_err());
-    }
-
-    #[test]
-    fn page_sizes_default_and_cap() {
-        assert_eq!(page_size(0).unwrap(), DEFAULT_PAGE_SIZE);
-        assert_eq!(page_size(100).unwrap(), 100);
-        assert!(page_size(-1).is_err());
-        assert!(page_size(501).is_err());
-        assert_eq!(page_size(500).unwrap(), 500);
     }
 }

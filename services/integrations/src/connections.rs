@@ -18,7 +18,6 @@ use uuid::Uuid;
 
 use crate::airbyte::{AirbyteClient, AirbyteError, JobReport, JobState};
 use crate::error::ApiError;
-use crate::page;
 
 /// Handlers over the tenant-scoped pool and the Airbyte API.
 #[derive(Debug, Clone)]
@@ -642,15 +641,15 @@ impl pb::connection_service_server::ConnectionService for Connections {
     ) -> Result<Response<pb::ListConnectionsResponse>, Status> {
         let ctx = tenant_context(&request)?.clone();
         let req = request.into_inner();
-        let size = page::page_size(req.page_size)?;
+        let size = adscope_server::page::page_size(req.page_size)?;
         let by_name = req.order_by() == pb::ConnectionOrderBy::Name;
-        let query_id = page::fingerprint(&[
+        let query_id = adscope_server::page::fingerprint(&[
             if by_name { "name" } else { "created" },
             if req.descending { "desc" } else { "asc" },
             if req.due { "due" } else { "all" },
         ]);
         let tenant = *ctx.tenant_id().as_uuid();
-        let cursor = page::decode(&req.page_token, tenant, query_id)?;
+        let cursor = adscope_server::page::decode(&req.page_token, tenant, query_id)?;
 
         let mut query = connections::table
             .select(ConnectionRow::as_select())
@@ -729,7 +728,8 @@ impl pb::connection_service_server::ConnectionService for Connections {
                 } else {
                     rfc3339(last.created_at)
                 };
-                next_page_token = page::encode(tenant, query_id, vec![key, last.id.to_string()]);
+                next_page_token =
+                    adscope_server::page::encode(tenant, query_id, vec![key, last.id.to_string()]);
             }
         }
         Ok(Response::new(pb::ListConnectionsResponse {
@@ -857,7 +857,7 @@ impl pb::connection_service_server::ConnectionService for Connections {
     ) -> Result<Response<pb::ListJobsResponse>, Status> {
         let ctx = tenant_context(&request)?.clone();
         let req = request.into_inner();
-        let size = page::page_size(req.page_size)?;
+        let size = adscope_server::page::page_size(req.page_size)?;
         let connection = if req.connection_id.trim().is_empty() {
             None
         } else {
@@ -865,8 +865,8 @@ impl pb::connection_service_server::ConnectionService for Connections {
         };
         let tenant = *ctx.tenant_id().as_uuid();
         let filter = connection.map(|c| c.to_string()).unwrap_or_default();
-        let query_id = page::fingerprint(&["jobs", &filter]);
-        let cursor = match page::decode(&req.page_token, tenant, query_id)? {
+        let query_id = adscope_server::page::fingerprint(&["jobs", &filter]);
+        let cursor = match adscope_server::page::decode(&req.page_token, tenant, query_id)? {
             None => None,
             Some(cursor) => match cursor.as_slice() {
                 [at, id] => Some((cursor_time(at)?, cursor_id(id)?)),
@@ -920,7 +920,7 @@ impl pb::connection_service_server::ConnectionService for Connections {
         if rows.len() > usize::try_from(size).unwrap_or(usize::MAX) {
             rows.pop();
             if let Some(last) = rows.last() {
-                next_page_token = page::encode(
+                next_page_token = adscope_server::page::encode(
                     tenant,
                     query_id,
                     vec![rfc3339(last.created_at), last.id.to_string()],

@@ -48,6 +48,12 @@ impl From<DieselError> for ApiError {
     }
 }
 
+impl From<adscope_server::page::InvalidField> for ApiError {
+    fn from(error: adscope_server::page::InvalidField) -> Self {
+        ApiError::invalid(error.field, error.description)
+    }
+}
+
 impl From<ApiError> for Status {
     fn from(error: ApiError) -> Status {
         match error {

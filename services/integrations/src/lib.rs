@@ -26,7 +26,6 @@ pub mod connections;
 pub mod credentials;
 pub mod error;
 pub mod kms;
-mod page;
 pub mod scheduler;
 pub mod service_calls;
 pub mod webhook;

@@ -105,3 +105,9 @@ impl From<CredentialError> for Status {
         }
     }
 }
+
+impl From<adscope_server::page::InvalidField> for CredentialError {
+    fn from(error: adscope_server::page::InvalidField) -> Self {
+        CredentialError::invalid(error.field, error.description)
+    }
+}

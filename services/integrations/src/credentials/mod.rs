@@ -11,9 +11,8 @@ use std::sync::Arc;
 
 use adscope_db::Database;
 use adscope_proto::integrations::v1 as pb;
+use adscope_server::page;
 use adscope_tenancy::tenant_context;
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
@@ -28,10 +27,6 @@ pub use store::{
 
 use crate::kms::{self, Kms};
 
-/// Rows per page when the caller does not say.
-const DEFAULT_PAGE_SIZE: i64 = 50;
-/// The most rows one page may hold.
-const MAX_PAGE_SIZE: i64 = 500;
 /// Longest token accepted (platform tokens are a few KiB at most).
 const MAX_TOKEN_LEN: usize = 16 * 1024;
 const MAX_SCOPES: usize = 100;
@@ -190,63 +185,9 @@ fn new_credential(mut request: pb::PutCredentialRequest) -> Result<NewCredential
     })
 }
 
-fn page_size(requested: i32) -> Result<i64, CredentialError> {
-    match i64::from(requested) {
-        0 => Ok(DEFAULT_PAGE_SIZE),
-        n if n < 0 => Err(CredentialError::invalid(
-            "page_size",
-            "must not be negative",
-        )),
-        n => Ok(n.min(MAX_PAGE_SIZE)),
-    }
-}
-
 /// The filters a page token is tied to.
 fn filters(provider: pb::Provider, status: pb::CredentialStatus) -> String {
     format!("{}|{}", provider.as_str_name(), status.as_str_name())
-}
-
-#[derive(serde::Serialize, serde::Deserialize)]
-struct PageToken {
-    /// The tenant it was issued to.
-    t: Uuid,
-    /// The filters of the listing.
-    f: String,
-    /// The last id served.
-    k: Uuid,
-}
-
-fn encode_page(tenant: Uuid, filters: String, last: Uuid) -> String {
-    let json = serde_json::to_vec(&PageToken {
-        t: tenant,
-        f: filters,
-        k: last,
-    })
-    .unwrap_or_default();
-    URL_SAFE_NO_PAD.encode(json)
-}
-
-fn decode_page(token: &str, tenant: Uuid, filters: &str) -> Result<Option<Uuid>, CredentialError> {
-    if token.is_empty() {
-        return Ok(None);
-    }
-    let invalid =
-        || CredentialError::invalid("page_token", "is not a page token this listing issued");
-    let bytes = URL_SAFE_NO_PAD.decode(token).map_err(|_| invalid())?;
-    let token: PageToken = serde_json::from_slice(&bytes).map_err(|_| invalid())?;
-    if token.t != tenant {
-        return Err(CredentialError::invalid(
-            "page_token",
-            "was issued to another tenant",
-        ));
-    }
-    if token.f != filters {
-        return Err(CredentialError::invalid(
-            "page_token",
-            "was issued for other filters; start again without a page token",
-        ));
-    }
-    Ok(Some(token.k))
 }
 
 #[tonic::async_trait]
@@ -284,7 +225,7 @@ impl pb::credential_service_server::CredentialService for Credentials {
         let ctx = tenant_context(&request)?.clone();
         self.require_kms()?;
         let request = request.into_inner();
-        let size = page_size(request.page_size)?;
+        let size = page::page_size(request.page_size)?;
         let provider = provider(request.provider)?;
         let status = pb::CredentialStatus::try_from(request.status).map_err(|_| {
             CredentialError::invalid(
@@ -294,7 +235,20 @@ impl pb::credential_service_server::CredentialService for Credentials {
         })?;
         let tenant = *ctx.tenant_id().as_uuid();
         let filters = filters(provider, status);
-        let after = decode_page(&request.page_token, tenant, &filters)?;
+        let query = page::fingerprint(&["credentials", &filters]);
+        let after = match page::decode(&request.page_token, tenant, query)?.as_deref() {
+            None => None,
+            Some([last]) => Some(Uuid::parse_str(last).map_err(|_| {
+                CredentialError::invalid("page_token", "is not a page token this listing issued")
+            })?),
+            Some(_) => {
+                return Err(CredentialError::invalid(
+                    "page_token",
+                    "is not a page token this listing issued",
+                )
+                .into());
+            }
+        };
         let mut rows = list_credentials(
             &self.db,
             &ctx,
@@ -307,7 +261,7 @@ impl pb::credential_service_server::CredentialService for Credentials {
         let more = rows.len() as i64 > size;
         rows.truncate(usize::try_from(size).unwrap_or(usize::MAX));
         let next_page_token = match rows.last() {
-            Some(last) if more => encode_page(tenant, filters, last.id),
+            Some(last) if more => page::encode(tenant, query, vec![last.id.to_string()]),
             _ => String::new(),
         };
         let now = Utc::now();
