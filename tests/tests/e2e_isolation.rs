@@ -368,9 +368,9 @@ fn is_server(span: &SpanData) -> bool {
     span.span_kind == SpanKind::Server && attribute(span, "rpc.system").as_deref() == Some("grpc")
 }
 
-/// The server span of the webhook: a plain HTTP route, named from its path.
+/// The server span of the webhook: a plain HTTP route.
 fn is_webhook(span: &SpanData) -> bool {
-    is_server(span) && span.name == PATH.trim_start_matches('/')
+    span.span_kind == SpanKind::Server && attribute(span, "url.path").as_deref() == Some(PATH)
 }
 
 /// Server spans that never act for a tenant: health probes, reflection, and

@@ -87,7 +87,11 @@ where
             .headers_mut()
             .insert(REQUEST_ID_HEADER, request_id.clone());
 
-        let span = rpc_span(request.uri().path(), &request_id);
+        let span = if is_grpc(request.headers()) {
+            rpc_span(request.uri().path(), &request_id)
+        } else {
+            http_span(request.method(), request.uri().path(), &request_id)
+        };
 
         // The parent must be set before the span is first entered; once
         // started, its parent is fixed. An empty context (no traceparent)
@@ -197,6 +201,34 @@ fn rpc_span(path: &str, request_id: &HeaderValue) -> Span {
         rpc.system = "grpc",
         rpc.service = service,
         rpc.method = method,
+        tenant.id = tracing::field::Empty,
+        adscope.scope = tracing::field::Empty,
+        request.id = request_id.to_str().unwrap_or_default(),
+        rpc.grpc.status_code = tracing::field::Empty,
+    )
+}
+
+/// Whether a request speaks gRPC (gRPC-Web included): anything else on the
+/// port is a plain HTTP route and is traced as one.
+fn is_grpc(headers: &HeaderMap) -> bool {
+    headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/grpc"))
+}
+
+/// The span for a plain HTTP request (the Airbyte webhook): HTTP semantic
+/// names, and the same tenant fields so the handler can record its tenant.
+fn http_span(method: &http::Method, path: &str, request_id: &HeaderValue) -> Span {
+    let name = format!("{method} {path}");
+
+    tracing::info_span!(
+        "http.server",
+        otel.name = %name,
+        otel.kind = "server",
+        otel.status_code = tracing::field::Empty,
+        http.request.method = %method,
+        url.path = path,
         tenant.id = tracing::field::Empty,
         adscope.scope = tracing::field::Empty,
         request.id = request_id.to_str().unwrap_or_default(),

@@ -23,6 +23,10 @@ const TENANT: &str = "7a1c1f5e-6b0e-4f55-9f3c-2f1f3e6b8d01";
 async fn call(headers: HeaderMap, response: fn() -> Response<()>) -> (Response<()>, String) {
     let mut request = Request::builder().uri(PATH).body(()).unwrap();
     *request.headers_mut() = headers;
+    request.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/grpc"),
+    );
 
     let service = ServerTraceLayer::new().layer(service_fn(move |request: Request<()>| {
         tracing::Span::current().record("tenant.id", TENANT);
@@ -239,7 +243,9 @@ async fn authorization_header_is_never_recorded() {
 async fn fields_recorded_in_the_response_future_reach_the_server_span() {
     test_exporter();
     let id = unique_id();
-    let mut request = Request::builder().uri("/adscope.fleet.v1.FleetService/GetFleetStatus");
+    let mut request = Request::builder()
+        .uri("/adscope.fleet.v1.FleetService/GetFleetStatus")
+        .header("content-type", "application/grpc");
     request = request.header(REQUEST_ID_HEADER, id.as_str());
 
     // An async tenant layer records only once its future runs.
@@ -280,4 +286,32 @@ async fn a_call_dropped_before_its_response_is_recorded_as_cancelled() {
         attribute(&span, "rpc.grpc.status_code").as_deref(),
         Some("1")
     );
+}
+
+#[tokio::test]
+async fn a_plain_http_request_gets_an_http_span_not_an_rpc_one() {
+    let exporter = test_exporter();
+    let request = Request::builder()
+        .method("POST")
+        .uri("/webhooks/airbyte")
+        .header("content-type", "application/json")
+        .header("x-request-id", "plain-http-span-test")
+        .body(())
+        .unwrap();
+    let service = ServerTraceLayer::new().layer(tower::service_fn(|_req: Request<()>| async {
+        Ok::<_, std::convert::Infallible>(http::Response::new(()))
+    }));
+    service.oneshot(request).await.unwrap();
+
+    let span = exporter
+        .spans()
+        .into_iter()
+        .find(|s| attribute(s, "request.id").as_deref() == Some("plain-http-span-test"))
+        .expect("the request has a server span");
+    assert_eq!(span.name, "POST /webhooks/airbyte");
+    assert_eq!(
+        attribute(&span, "url.path").as_deref(),
+        Some("/webhooks/airbyte")
+    );
+    assert_eq!(attribute(&span, "rpc.system"), None, "not labelled as gRPC");
 }
