@@ -364,7 +364,7 @@ async fn service_to_service_calls_carry_the_tenant_without_headers_by_hand() {
 }
 
 #[tokio::test]
-async fn shutdown_drains_and_stops_the_server() {
+async fn shutdown_stops_the_server_and_closes_its_listener() {
     let db = TestDb::new().await;
     let analytics = start_analytics(&db).await;
     let addr = analytics.addr;

@@ -250,11 +250,8 @@ impl pb::ad_service_server::AdService for Ads {
             .scoped_load(&ctx, q.limit(size + 1))
             .await
             .map_err(ApiError::from)?;
-        let limit = usize::try_from(size).unwrap_or(usize::MAX);
-        let more = rows.len() > limit;
-        rows.truncate(limit);
-        let next_page_token = match rows.last() {
-            Some(last) if more => pagination::encode(
+        let next_page_token = match adscope_server::page::trim_page(&mut rows, size) {
+            Some(last) => pagination::encode(
                 tenant,
                 query,
                 Cursor::after(order, &last.name, last.created_at, last.id).to_values(),

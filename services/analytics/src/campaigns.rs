@@ -375,10 +375,8 @@ impl pb::campaign_service_server::CampaignService for Campaigns {
             .scoped_load(&ctx, q.limit(size + 1))
             .await
             .map_err(ApiError::from)?;
-        let more = rows.len() > usize::try_from(size).unwrap_or(usize::MAX);
-        rows.truncate(usize::try_from(size).unwrap_or(usize::MAX));
-        let next_page_token = match rows.last() {
-            Some(last) if more => pagination::encode(
+        let next_page_token = match adscope_server::page::trim_page(&mut rows, size) {
+            Some(last) => pagination::encode(
                 tenant,
                 query,
                 Cursor::after(order, &last.name, last.created_at, last.id).to_values(),

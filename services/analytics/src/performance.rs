@@ -400,24 +400,19 @@ impl pb::performance_service_server::PerformanceService for Performance {
             .scoped_load(&ctx, statement)
             .await
             .map_err(ApiError::from)?;
-        let next_page_token = if rows.len() as i64 > size {
-            rows.truncate(size as usize);
-            rows.last()
-                .map(|last| {
-                    pagination::encode(
-                        tenant,
-                        query,
-                        vec![
-                            last.date.clone(),
-                            last.external_id.clone(),
-                            last.id.to_string(),
-                        ],
-                    )
-                })
-                .unwrap_or_default()
-        } else {
-            String::new()
-        };
+        let next_page_token = adscope_server::page::trim_page(&mut rows, size)
+            .map(|last| {
+                pagination::encode(
+                    tenant,
+                    query,
+                    vec![
+                        last.date.clone(),
+                        last.external_id.clone(),
+                        last.id.to_string(),
+                    ],
+                )
+            })
+            .unwrap_or_default();
         Ok(Response::new(pb::ListRecordsResponse {
             records: rows.into_iter().map(Into::into).collect(),
             next_page_token,

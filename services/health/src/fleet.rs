@@ -421,10 +421,8 @@ impl pb::fleet_service_server::FleetService for Fleet {
             .await
             .map_err(unavailable)?;
 
-        let more = rows.len() > usize::try_from(size).unwrap_or(usize::MAX);
-        rows.truncate(usize::try_from(size).unwrap_or(usize::MAX));
-        let next_page_token = match (more, rows.last()) {
-            (true, Some(last)) => encode_page_token(last.tenant_id),
+        let next_page_token = match adscope_server::page::trim_page(&mut rows, size) {
+            Some(last) => encode_page_token(last.tenant_id),
             _ => String::new(),
         };
         let tenants = rows

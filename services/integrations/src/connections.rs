@@ -719,19 +719,17 @@ impl pb::connection_service_server::ConnectionService for Connections {
             .filter(|row| !req.due || row.is_due(now))
             .take(usize::try_from(size + 1).unwrap_or(usize::MAX))
             .collect();
-        let mut next_page_token = String::new();
-        if rows.len() > usize::try_from(size).unwrap_or(usize::MAX) {
-            rows.pop();
-            if let Some(last) = rows.last() {
+        let next_page_token = match adscope_server::page::trim_page(&mut rows, size) {
+            Some(last) => {
                 let key = if by_name {
                     last.name.clone()
                 } else {
                     rfc3339(last.created_at)
                 };
-                next_page_token =
-                    adscope_server::page::encode(tenant, query_id, vec![key, last.id.to_string()]);
+                adscope_server::page::encode(tenant, query_id, vec![key, last.id.to_string()])
             }
-        }
+            None => String::new(),
+        };
         Ok(Response::new(pb::ListConnectionsResponse {
             connections: rows.into_iter().map(Into::into).collect(),
             next_page_token,
@@ -916,17 +914,15 @@ impl pb::connection_service_server::ConnectionService for Connections {
             })
             .await?;
         let mut rows = rows;
-        let mut next_page_token = String::new();
-        if rows.len() > usize::try_from(size).unwrap_or(usize::MAX) {
-            rows.pop();
-            if let Some(last) = rows.last() {
-                next_page_token = adscope_server::page::encode(
+        let next_page_token = adscope_server::page::trim_page(&mut rows, size)
+            .map(|last| {
+                adscope_server::page::encode(
                     tenant,
                     query_id,
                     vec![rfc3339(last.created_at), last.id.to_string()],
-                );
-            }
-        }
+                )
+            })
+            .unwrap_or_default();
         Ok(Response::new(pb::ListJobsResponse {
             jobs: rows.into_iter().map(Into::into).collect(),
             next_page_token,

@@ -22,19 +22,11 @@ pub enum ConfigError {
 }
 
 /// A non-empty environment variable.
-pub fn var(name: &str) -> Option<String> {
+fn var(name: &str) -> Option<String> {
     std::env::var(name)
         .ok()
         .map(|v| v.trim().to_owned())
         .filter(|v| !v.is_empty())
-}
-
-/// A required environment variable.
-pub fn required(name: &'static str, hint: &str) -> Result<String, ConfigError> {
-    var(name).ok_or_else(|| ConfigError::Missing {
-        name,
-        hint: hint.to_owned(),
-    })
 }
 
 /// An optional, parsed variable with a default; a value that does not parse
@@ -206,11 +198,6 @@ impl CommonArgs {
             cors_origins: cors_origins(self.cors_origins.as_deref())?,
         })
     }
-}
-
-/// A path setting (`ADSCOPE_KMS_KEY_FILE` and the like).
-pub fn path(name: &'static str) -> Option<PathBuf> {
-    var(name).map(PathBuf::from)
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@ use std::convert::Infallible;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+use futures_util::future::Either;
 use http::{Request, Response};
 use tonic::body::Body;
 use tower::{Layer, Service, ServiceExt};
@@ -39,6 +40,10 @@ pub(crate) struct Divert<S> {
 
 type BoxFuture<T, E> = Pin<Box<dyn Future<Output = Result<T, E>> + Send>>;
 
+/// gRPC calls keep their own future (no allocation on the hot path); only
+/// the diverted route is boxed.
+type DivertFuture<F, E> = Either<F, BoxFuture<Response<Body>, E>>;
+
 impl<S> Service<Request<Body>> for Divert<S>
 where
     S: Service<Request<Body>, Response = Response<Body>> + Send,
@@ -46,7 +51,7 @@ where
 {
     type Response = Response<Body>;
     type Error = S::Error;
-    type Future = BoxFuture<Response<Body>, S::Error>;
+    type Future = DivertFuture<S::Future, S::Error>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -55,14 +60,14 @@ where
     fn call(&mut self, request: Request<Body>) -> Self::Future {
         let router = match &self.route {
             Some((path, router)) if request.uri().path() == *path => router.clone(),
-            _ => return Box::pin(self.inner.call(request)),
+            _ => return Either::Left(self.inner.call(request)),
         };
-        Box::pin(async move {
+        Either::Right(Box::pin(async move {
             let response = router
                 .oneshot(request.map(axum::body::Body::new))
                 .await
                 .unwrap_or_else(|never: Infallible| match never {});
             Ok(response.map(Body::new))
-        })
+        }))
     }
 }

@@ -75,6 +75,18 @@ pub fn fingerprint(parts: &[&str]) -> u64 {
     hash
 }
 
+/// Trims a page fetched with one row more than `size` (the way every
+/// listing learns whether another page follows) and returns the last row
+/// kept when one does, to build the next page token from.
+pub fn trim_page<T>(rows: &mut Vec<T>, size: i64) -> Option<&T> {
+    let size = usize::try_from(size).unwrap_or(usize::MAX);
+    if rows.len() <= size {
+        return None;
+    }
+    rows.truncate(size);
+    rows.last()
+}
+
 #[derive(serde::Serialize, serde::Deserialize)]
 struct Token {
     /// The tenant the token was issued to.
@@ -145,6 +157,16 @@ mod tests {
             decode("garbage!", tenant, q).unwrap_err().field,
             "page_token"
         );
+    }
+
+    #[test]
+    fn a_page_is_trimmed_and_names_its_last_row_only_when_more_follow() {
+        let mut full = vec![1, 2, 3, 4];
+        assert_eq!(trim_page(&mut full, 3), Some(&3));
+        assert_eq!(full, [1, 2, 3]);
+        let mut last = vec![1, 2, 3];
+        assert_eq!(trim_page(&mut last, 3), None);
+        assert_eq!(last, [1, 2, 3]);
     }
 
     #[test]

@@ -258,10 +258,8 @@ impl pb::credential_service_server::CredentialService for Credentials {
             size + 1,
         )
         .await?;
-        let more = rows.len() as i64 > size;
-        rows.truncate(usize::try_from(size).unwrap_or(usize::MAX));
-        let next_page_token = match rows.last() {
-            Some(last) if more => page::encode(tenant, query, vec![last.id.to_string()]),
+        let next_page_token = match page::trim_page(&mut rows, size) {
+            Some(last) => page::encode(tenant, query, vec![last.id.to_string()]),
             _ => String::new(),
         };
         let now = Utc::now();
