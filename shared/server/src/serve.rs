@@ -45,6 +45,10 @@ pub struct GrpcServer {
     policy: Arc<MethodPolicy>,
     cors_origins: Vec<HeaderValue>,
     descriptor_sets: Vec<&'static [u8]>,
+    /// The gRPC services served, which reflection lists: the descriptor
+    /// sets describe every adscope service, and a client listing this
+    /// server must see only what it answers.
+    service_names: Vec<&'static str>,
     health: HealthReporter,
     health_interval: Option<std::time::Duration>,
 }
@@ -69,6 +73,7 @@ impl GrpcServer {
             policy: Arc::new(policy),
             cors_origins: Vec::new(),
             descriptor_sets: vec![tonic_health::pb::FILE_DESCRIPTOR_SET],
+            service_names: vec![tonic_health::pb::health_server::SERVICE_NAME],
             health,
             health_interval: None,
         }
@@ -146,6 +151,7 @@ impl GrpcServer {
             + 'static,
         S::Future: Send + 'static,
     {
+        self.service_names.push(S::NAME);
         self.routes.add_service(service);
         self
     }
@@ -169,6 +175,11 @@ impl GrpcServer {
         for set in &self.descriptor_sets {
             reflection = reflection.register_encoded_file_descriptor_set(set);
         }
+        for name in &self.service_names {
+            reflection = reflection.with_service_name(*name);
+        }
+        reflection = reflection
+            .with_service_name(tonic_reflection::pb::v1::server_reflection_server::SERVICE_NAME);
         let mut routes = self.routes;
         routes.add_service(reflection.build_v1()?);
         // Every answer a route gives names its build, however the routes
