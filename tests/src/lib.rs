@@ -74,12 +74,11 @@ pub fn config(db: &TestDb, role: ServiceRole) -> CommonConfig {
     }
 }
 
-async fn start<F, Fut>(db: &TestDb, role: ServiceRole, serve: F) -> Running
+async fn start<F, Fut>(config: CommonConfig, serve: F) -> Running
 where
     F: FnOnce(CommonConfig, TcpListener, futures_util::future::BoxFuture<'static, ()>) -> Fut,
     Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
 {
-    let config = config(db, role);
     let listener = TcpListener::bind(config.listen_addr).await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
@@ -96,7 +95,15 @@ where
 
 /// Starts analytics against `db`.
 pub async fn start_analytics(db: &TestDb) -> Running {
-    start(db, ServiceRole::Analytics, adscope_analytics::serve).await
+    start_analytics_with(db, |_| {}).await
+}
+
+/// Starts analytics against `db`, letting the test adjust its settings
+/// (pool size, CORS origins).
+pub async fn start_analytics_with(db: &TestDb, adjust: impl FnOnce(&mut CommonConfig)) -> Running {
+    let mut config = config(db, ServiceRole::Analytics);
+    adjust(&mut config);
+    start(config, adscope_analytics::serve).await
 }
 
 /// Starts integrations against `db` with the default settings.
@@ -112,17 +119,16 @@ pub async fn start_integrations_with(
 ) -> Running {
     let mut config = adscope_integrations::Config::new(config(db, ServiceRole::Integrations));
     adjust(&mut config);
-    start(
-        db,
-        ServiceRole::Integrations,
-        move |_, listener, shutdown| adscope_integrations::serve(config, listener, shutdown),
-    )
+    let common = config.common.clone();
+    start(common, move |_, listener, shutdown| {
+        adscope_integrations::serve(config, listener, shutdown)
+    })
     .await
 }
 
 /// Starts health against `db`.
 pub async fn start_health(db: &TestDb) -> Running {
-    start(db, ServiceRole::Health, adscope_health::serve).await
+    start(config(db, ServiceRole::Health), adscope_health::serve).await
 }
 
 /// A request carrying a bearer token and, when given, a tenant.
@@ -159,4 +165,28 @@ pub async fn seed_tenants(db: &TestDb, count: usize) -> Vec<TenantId> {
         .await
         .unwrap();
     tenants
+}
+
+/// `tests/js/node_modules/.bin`: the npm tools the tests use (the page
+/// bundler, buf), installed from `tests/js`'s lock file with `npm ci` when
+/// missing; panics saying what is needed when that fails, so a check that
+/// needs them can never pass by being skipped.
+pub fn js_tools() -> std::path::PathBuf {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("js");
+    let bin = dir.join("node_modules/.bin");
+    if !(bin.join("esbuild").exists() && bin.join("buf").exists()) {
+        let installed = std::process::Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
+            .current_dir(&dir)
+            .stdin(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|status| status.success());
+        assert!(
+            installed,
+            "`npm ci` failed in {}: these tests need Node.js and npm (Debian nodejs npm) \
+             and the npm registry",
+            dir.display()
+        );
+    }
+    bin
 }

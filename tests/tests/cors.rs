@@ -3,7 +3,6 @@
 
 #![allow(clippy::unwrap_used)]
 
-use adscope_db::ServiceRole;
 use adscope_testing::TestDb;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -44,16 +43,11 @@ fn health_call(addr: std::net::SocketAddr, origin: &str) -> String {
 #[tokio::test]
 async fn only_configured_origins_may_call_over_grpc_web() {
     let db = TestDb::new().await;
-    let mut config = adscope_e2e::config(&db, ServiceRole::Analytics);
-    config.cors_origins = vec![ALLOWED.parse().unwrap()];
-    let listener = tokio::net::TcpListener::bind(config.listen_addr)
-        .await
-        .unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(adscope_analytics::serve(config, listener, async move {
-        let _ = stopped.await;
-    }));
+    let analytics = adscope_e2e::start_analytics_with(&db, |config| {
+        config.cors_origins = vec![ALLOWED.parse().unwrap()];
+    })
+    .await;
+    let addr = analytics.addr;
 
     // The configured origin: the preflight grants it, naming the metadata
     // a frontend sends, and a real call's reply is readable by it.
@@ -81,6 +75,5 @@ async fn only_configured_origins_may_call_over_grpc_web() {
     let call = exchange(addr, health_call(addr, OTHER)).await;
     assert!(!call.contains("access-control-allow-origin"), "{call}");
 
-    let _ = stop.send(());
-    server.await.unwrap().unwrap();
+    analytics.stop().await.unwrap();
 }

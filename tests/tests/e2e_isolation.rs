@@ -15,7 +15,9 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use adscope_e2e::{Running, seed_tenants, start_analytics, start_health, start_integrations_with};
+use adscope_e2e::{
+    Running, seed_tenants, start_analytics_with, start_health, start_integrations_with,
+};
 use adscope_integrations::webhook::{PATH, SECRET_HEADER};
 use adscope_proto::analytics::v1 as pb;
 use adscope_proto::analytics::v1::ad_service_client::AdServiceClient;
@@ -96,64 +98,10 @@ struct Clients {
     fleet: FleetServiceClient<Channel>,
 }
 
-/// Analytics as the harness starts it, or with a larger pool.
-enum Analytics {
-    Harness(Running),
-    Pooled(Pooled),
-}
-
-impl Analytics {
-    fn url(&self) -> String {
-        match self {
-            Analytics::Harness(running) => running.url(),
-            Analytics::Pooled(pooled) => format!("http://{}", pooled.addr),
-        }
-    }
-
-    async fn channel(&self) -> Channel {
-        tonic::transport::Endpoint::from_shared(self.url())
-            .unwrap()
-            .connect()
-            .await
-            .unwrap()
-    }
-}
-
-/// Analytics on an ephemeral port with its own pool size; stops when dropped.
-struct Pooled {
-    addr: std::net::SocketAddr,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-}
-
-impl Drop for Pooled {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-    }
-}
-
-async fn start_analytics_with_pool(db: &TestDb, size: u32) -> Pooled {
-    let mut config = adscope_e2e::config(db, adscope_db::ServiceRole::Analytics);
-    config.pool_size = size;
-    let listener = tokio::net::TcpListener::bind(config.listen_addr)
-        .await
-        .unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(adscope_analytics::serve(config, listener, async move {
-        let _ = stopped.await;
-    }));
-    Pooled {
-        addr,
-        stop: Some(stop),
-    }
-}
-
 /// All three services on one database, three tenants.
 struct Stack {
     _db: TestDb,
-    _analytics: Analytics,
+    _analytics: Running,
     integrations: Running,
     _health: Running,
     tenants: Vec<TenantId>,
@@ -172,10 +120,12 @@ impl Stack {
         test_exporter();
         let db = TestDb::new().await;
         let tenants = seed_tenants(&db, 3).await;
-        let analytics = match pool {
-            None => Analytics::Harness(start_analytics(&db).await),
-            Some(size) => Analytics::Pooled(start_analytics_with_pool(&db, size).await),
-        };
+        let analytics = start_analytics_with(&db, |config| {
+            if let Some(size) = pool {
+                config.pool_size = size;
+            }
+        })
+        .await;
         let analytics_url = analytics.url();
         let integrations = start_integrations_with(&db, move |cfg| {
             cfg.webhook_secret = Some(SECRET.into());
