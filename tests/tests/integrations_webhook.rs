@@ -8,7 +8,9 @@ mod integrations_fake;
 
 use std::sync::Arc;
 
-use adscope_e2e::{Running, request, seed_tenants, start_analytics, start_integrations_with};
+use adscope_e2e::{
+    Running, request, seed_tenants, start_analytics, start_analytics_with, start_integrations_with,
+};
 use adscope_integrations::webhook::{PATH, SECRET_HEADER, SIGNATURE_HEADER, signature};
 use adscope_proto::integrations::v1 as pb;
 use adscope_proto::integrations::v1::connection_service_client::ConnectionServiceClient;
@@ -38,12 +40,23 @@ async fn setup(secret: Option<&str>, analytics_url: Option<String>) -> Setup {
 }
 
 async fn setup_on(db: TestDb, secret: Option<&str>, analytics_url: Option<String>) -> Setup {
+    setup_signed(db, secret, analytics_url, adscope_testing::minter()).await
+}
+
+/// As [`setup_on`], with `service_minter` signing integrations' calls to
+/// analytics.
+async fn setup_signed(
+    db: TestDb,
+    secret: Option<&str>,
+    analytics_url: Option<String>,
+    service_minter: adscope_tenancy::Minter,
+) -> Setup {
     let tenants = seed_tenants(&db, 2).await;
     let secret = secret.map(str::to_owned);
     let server = start_integrations_with(&db, move |cfg| {
         cfg.webhook_secret = secret;
         cfg.analytics_url = analytics_url;
-        cfg.service_minter = Some(Arc::new(adscope_testing::minter()));
+        cfg.service_minter = Some(Arc::new(service_minter));
     })
     .await;
     let mut client = ConnectionServiceClient::new(server.channel().await);
@@ -361,6 +374,78 @@ async fn a_succeeded_sync_refreshes_the_tenants_snapshot_in_analytics() {
     let a = snapshots.get_snapshot(get(s.a)).await.unwrap().into_inner();
     assert_eq!(a.cache_status(), apb::SnapshotCacheStatus::Hit);
     let b = snapshots.get_snapshot(get(s.b)).await.unwrap().into_inner();
+    assert_eq!(b.cache_status(), apb::SnapshotCacheStatus::Miss);
+    assert_eq!(s.jobs(s.a).await.len(), 1);
+}
+
+#[tokio::test]
+async fn with_public_keys_only_the_service_signing_key_signs_the_refresh() {
+    use adscope_proto::analytics::v1 as apb;
+    use adscope_proto::analytics::v1::snapshot_service_client::SnapshotServiceClient;
+    use adscope_tenancy::TokenSpec;
+
+    // Analytics as deployed in production: public keys, no shared secret.
+    let db = TestDb::new().await;
+    let analytics = start_analytics_with(&db, |config| {
+        config.verifier = Arc::new(adscope_testing::key_pair_verifier());
+    })
+    .await;
+    let mut s = setup_signed(
+        db,
+        Some(SECRET),
+        Some(analytics.url()),
+        adscope_testing::key_pair_minter(),
+    )
+    .await;
+    let (code, body) = post(
+        s.server.addr,
+        PATH,
+        &[(SECRET_HEADER, SECRET)],
+        &payload(s.conn_a.1, 9, "succeeded"),
+    )
+    .await;
+    assert_eq!(code, 200, "{body}");
+
+    let signed = |tenant: TenantId| {
+        adscope_testing::key_pair_minter()
+            .mint(&TokenSpec {
+                subject: "frontend".into(),
+                tenants: vec![tenant],
+                roles: vec![Role::Viewer],
+                scopes: Vec::new(),
+                ttl: std::time::Duration::from_secs(300),
+                not_before: None,
+            })
+            .unwrap()
+    };
+    let get = |tenant: TenantId, token: &str| {
+        request(
+            apb::GetSnapshotRequest {
+                source: "meta".into(),
+            },
+            token,
+            Some(tenant),
+        )
+    };
+    let mut snapshots = SnapshotServiceClient::new(analytics.channel().await);
+    // Analytics takes no shared-secret token, so the refresh it served
+    // came with a key-pair token: A's snapshot is cached, B's is not.
+    let hs256 = snapshots
+        .get_snapshot(get(s.a, &token(&[s.a], Role::Viewer)))
+        .await
+        .unwrap_err();
+    assert_eq!(hs256.code(), tonic::Code::Unauthenticated);
+    let a = snapshots
+        .get_snapshot(get(s.a, &signed(s.a)))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(a.cache_status(), apb::SnapshotCacheStatus::Hit);
+    let b = snapshots
+        .get_snapshot(get(s.b, &signed(s.b)))
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(b.cache_status(), apb::SnapshotCacheStatus::Miss);
     assert_eq!(s.jobs(s.a).await.len(), 1);
 }

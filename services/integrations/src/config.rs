@@ -51,6 +51,61 @@ pub struct Args {
     /// Longest retry delay, in milliseconds.
     #[arg(long, env = "ADSCOPE_RETRY_CAP_MS", default_value_t = 60_000)]
     pub retry_cap_ms: u64,
+    /// PEM private key (Ed25519 or RSA) that signs the one-tenant tokens
+    /// integrations presents to analytics; analytics' public key file must
+    /// hold its public half. Without it, the HS256 secret signs them.
+    #[arg(long, env = "ADSCOPE_SERVICE_SIGNING_KEY")]
+    pub service_signing_key: Option<PathBuf>,
+}
+
+const SIGNING_KEY: &str = "ADSCOPE_SERVICE_SIGNING_KEY";
+
+impl Args {
+    /// What signs the tokens integrations presents to analytics: the
+    /// signing key when set, else the HS256 secret, else nothing.
+    fn service_minter(&self) -> Result<Option<adscope_tenancy::Minter>, ConfigError> {
+        let (issuer, audience) = (&self.common.jwt_issuer, &self.common.jwt_audience);
+        if let Some(path) = &self.service_signing_key {
+            let pem = std::fs::read(path).map_err(|e| ConfigError::Invalid {
+                name: SIGNING_KEY,
+                reason: format!("cannot read {}: {e}", path.display()),
+            })?;
+            let minter = adscope_tenancy::Minter::from_private_key_pem(
+                &pem,
+                issuer.clone(),
+                audience.clone(),
+            )
+            .map_err(|e| ConfigError::Invalid {
+                name: SIGNING_KEY,
+                reason: format!("{}: {e}", path.display()),
+            })?;
+            return Ok(Some(minter));
+        }
+        let secret = self
+            .common
+            .jwt_hs256_secret
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty());
+        let Some(secret) = secret else {
+            // Calls to analytics on a tenant's behalf would all be refused:
+            // say so at start rather than at the first finished sync.
+            if self.analytics_url.is_some() {
+                return Err(ConfigError::Missing {
+                    name: SIGNING_KEY,
+                    hint: "with ADSCOPE_JWT_PUBLIC_KEYS and ADSCOPE_ANALYTICS_URL, integrations \
+                           needs a private key to sign its calls to analytics"
+                        .into(),
+                });
+            }
+            return Ok(None);
+        };
+        // An invalid secret is reported by the common settings below.
+        Ok(
+            adscope_tenancy::Minter::hs256(secret.as_bytes(), issuer.clone(), audience.clone())
+                .ok(),
+        )
+    }
 }
 
 /// How to reach Airbyte.
@@ -99,7 +154,8 @@ pub struct Config {
     pub scheduler: SchedulerConfig,
     /// Signs the short-lived, one-tenant tokens integrations presents to
     /// analytics when it calls on a tenant's behalf without a caller (the
-    /// webhook, the scheduler): the same HS256 secret the services verify.
+    /// webhook, the scheduler): the service signing key, or the HS256
+    /// secret the services verify.
     pub service_minter: Option<std::sync::Arc<adscope_tenancy::Minter>>,
 }
 
@@ -144,22 +200,11 @@ impl Config {
 impl Args {
     /// Validates the settings.
     pub fn into_config(self) -> Result<Config, ConfigError> {
-        let service_minter = self
-            .common
-            .jwt_hs256_secret
-            .as_deref()
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .and_then(|secret| {
-                adscope_tenancy::Minter::hs256(
-                    secret.as_bytes(),
-                    self.common.jwt_issuer.clone(),
-                    self.common.jwt_audience.clone(),
-                )
-                .ok()
-            })
-            .map(std::sync::Arc::new);
+        // The common settings' errors come first: without a verifier the
+        // signing key is beside the point.
+        let service_minter = self.service_minter();
         let common = self.common.into_config(crate::DEFAULT_ADDR)?;
+        let service_minter = service_minter?.map(std::sync::Arc::new);
         let auth = match (self.airbyte_token, self.airbyte_user, self.airbyte_password) {
             (Some(_), Some(_), _) => {
                 return Err(ConfigError::Invalid {
@@ -213,5 +258,99 @@ impl Args {
             },
             service_minter,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // tests: failing loudly is the point
+
+    use clap::Parser;
+
+    use super::*;
+
+    fn fixture(name: &str) -> String {
+        format!(
+            "{}/../../shared/tenancy/tests/fixtures/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        )
+    }
+
+    /// Settings from flags only, as a deployment with public keys gives them.
+    fn parse(extra: &[&str]) -> Result<Config, ConfigError> {
+        let public_keys = fixture("ed25519_public.pem");
+        let mut args = vec![
+            "adscope-integrations",
+            "--database-url",
+            "postgres://adscope_integrations@db/adscope",
+            "--analytics-url",
+            "http://analytics:50051",
+        ];
+        if !extra.contains(&"--jwt-hs256-secret") {
+            args.extend(["--jwt-public-keys", &public_keys]);
+        }
+        args.extend(extra);
+        Args::try_parse_from(args).unwrap().into_config()
+    }
+
+    #[test]
+    fn public_keys_and_analytics_without_a_signing_key_is_refused_at_start() {
+        let error = parse(&[]).unwrap_err();
+        assert!(
+            matches!(
+                error,
+                ConfigError::Missing {
+                    name: SIGNING_KEY,
+                    ..
+                }
+            ),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn the_signing_key_signs_tokens_the_configured_public_keys_accept() {
+        let key = fixture("ed25519_private.pem");
+        let config = parse(&["--service-signing-key", &key]).unwrap();
+        let minter = config.service_minter.unwrap();
+        assert_eq!(minter.algorithm(), "EdDSA");
+        let tenant = adscope_tenancy::TenantId::new(uuid::Uuid::new_v4());
+        let token = minter
+            .mint(&adscope_tenancy::TokenSpec {
+                subject: "adscope-integrations".into(),
+                tenants: vec![tenant],
+                roles: vec![adscope_tenancy::Role::Analyst],
+                scopes: Vec::new(),
+                ttl: Duration::from_secs(60),
+                not_before: None,
+            })
+            .unwrap();
+        let principal = config.common.verifier.verify(&token).unwrap();
+        assert_eq!(principal.tenants, [tenant]);
+    }
+
+    #[test]
+    fn a_public_key_or_missing_file_as_signing_key_names_the_setting() {
+        for key in [fixture("ed25519_public.pem"), fixture("no-such-key.pem")] {
+            let error = parse(&["--service-signing-key", &key]).unwrap_err();
+            assert!(
+                matches!(
+                    error,
+                    ConfigError::Invalid {
+                        name: SIGNING_KEY,
+                        ..
+                    }
+                ),
+                "{key}: {error}"
+            );
+        }
+    }
+
+    #[test]
+    fn without_a_signing_key_the_hs256_secret_signs() {
+        let secret = "a-development-secret-of-at-least-32-bytes";
+        let config = parse(&["--jwt-hs256-secret", secret]).unwrap();
+        let minter = config.service_minter.unwrap();
+        assert_eq!(minter.algorithm(), "HS256");
     }
 }

@@ -1,4 +1,6 @@
-//! Token issuance for the operator CLI and for tests.
+//! Token issuance: the operator CLI's development tokens, tests, and the
+//! one-tenant tokens a service presents when it calls another on a tenant's
+//! behalf.
 
 use std::fmt;
 use std::time::Duration;
@@ -38,8 +40,10 @@ pub enum MintError {
     Signing,
 }
 
-/// Signs HS256 tokens with a shared secret.
+/// Signs tokens: HS256 with a shared secret, or RS256 / EdDSA with a
+/// private key whose public half the verifiers trust.
 pub struct Minter {
+    algorithm: Algorithm,
     key: EncodingKey,
     issuer: String,
     audience: String,
@@ -48,6 +52,7 @@ pub struct Minter {
 impl fmt::Debug for Minter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Minter")
+            .field("algorithm", &self.algorithm)
             .field("issuer", &self.issuer)
             .field("audience", &self.audience)
             .finish_non_exhaustive()
@@ -62,10 +67,53 @@ impl Minter {
         audience: impl Into<String>,
     ) -> Result<Self, KeyError> {
         Ok(Self {
+            algorithm: Algorithm::HS256,
             key: EncodingKey::from_secret(secret).map_err(|_| KeyError::EmptySecret)?,
             issuer: issuer.into(),
             audience: audience.into(),
         })
+    }
+
+    /// A minter signing with a PEM private key: Ed25519 signs EdDSA, RSA
+    /// signs RS256, so that a [`crate::Verifier`] holding only the public
+    /// key accepts its tokens.
+    pub fn from_private_key_pem(
+        pem: &[u8],
+        issuer: impl Into<String>,
+        audience: impl Into<String>,
+    ) -> Result<Self, KeyError> {
+        // The key parsers also take public keys (which cannot sign), so the
+        // PEM label must say private.
+        let text = std::str::from_utf8(pem).map_err(|_| KeyError::UnsupportedPrivateKey)?;
+        let private = text
+            .lines()
+            .filter_map(|line| line.trim().strip_prefix("-----BEGIN "))
+            .all(|label| label.ends_with("PRIVATE KEY-----"));
+        if !private || !text.contains("-----BEGIN ") {
+            return Err(KeyError::UnsupportedPrivateKey);
+        }
+        let (algorithm, key) = if let Ok(key) = EncodingKey::from_ed_pem(pem) {
+            (Algorithm::EdDSA, key)
+        } else if let Ok(key) = EncodingKey::from_rsa_pem(pem) {
+            (Algorithm::RS256, key)
+        } else {
+            return Err(KeyError::UnsupportedPrivateKey);
+        };
+        Ok(Self {
+            algorithm,
+            key,
+            issuer: issuer.into(),
+            audience: audience.into(),
+        })
+    }
+
+    /// The JWT `alg` this minter signs with: `HS256`, `RS256` or `EdDSA`.
+    pub fn algorithm(&self) -> &'static str {
+        match self.algorithm {
+            Algorithm::RS256 => "RS256",
+            Algorithm::EdDSA => "EdDSA",
+            _ => "HS256",
+        }
     }
 
     /// Mints a token valid for `spec.ttl` from `spec.not_before` (or now).
@@ -94,7 +142,7 @@ impl Minter {
     /// Signs claims exactly as given, for tests that need unusual tokens
     /// (expired, for another audience, ...).
     pub fn sign(&self, claims: &Claims) -> Result<String, MintError> {
-        jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &self.key)
+        jsonwebtoken::encode(&Header::new(self.algorithm), claims, &self.key)
             .map_err(|_| MintError::Signing)
     }
 }

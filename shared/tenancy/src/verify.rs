@@ -81,6 +81,9 @@ pub enum KeyError {
         /// Position of the block in the file, from 1.
         index: usize,
     },
+    /// A signing key file that is not one PEM RSA or Ed25519 private key.
+    #[error("the signing key is not a PEM RSA or Ed25519 private key")]
+    UnsupportedPrivateKey,
 }
 
 /// One trusted key and the single algorithm it is used with.

@@ -267,3 +267,49 @@ fn minted_token_carries_spec_and_not_before_is_enforced() {
     let early = minter().mint(&later).unwrap();
     assert_eq!(verifier().verify(&early), Err(AuthError::NotYetValid));
 }
+
+fn one_tenant_spec(tenant: adscope_tenancy::TenantId) -> adscope_tenancy::TokenSpec {
+    adscope_tenancy::TokenSpec {
+        subject: "adscope-integrations".into(),
+        tenants: vec![tenant],
+        roles: vec![Role::Analyst],
+        scopes: Vec::new(),
+        ttl: Duration::from_secs(60),
+        not_before: None,
+    }
+}
+
+#[test]
+fn private_key_minters_sign_what_public_key_verifiers_accept() {
+    let a = tenant();
+    for (private, public, algorithm, name) in [
+        (ED_PRIVATE, ED_PUBLIC, Algorithm::EdDSA, "EdDSA"),
+        (RSA_PRIVATE, RSA_PUBLIC, Algorithm::RS256, "RS256"),
+    ] {
+        let minter =
+            adscope_tenancy::Minter::from_private_key_pem(private.as_bytes(), ISSUER, AUDIENCE)
+                .unwrap();
+        assert_eq!(minter.algorithm(), name);
+        let token = minter.mint(&one_tenant_spec(a)).unwrap();
+        let header = jsonwebtoken::decode_header(&token).unwrap();
+        assert_eq!(header.alg, algorithm);
+        let principal = pem_verifier(public).verify(&token).unwrap();
+        assert_eq!(principal.tenants, [a]);
+        assert_eq!(principal.subject, "adscope-integrations");
+        // Neither a shared-secret verifier nor one trusting another key
+        // accepts it.
+        assert!(verifier().verify(&token).is_err());
+        assert!(pem_verifier(ED_B_PUBLIC).verify(&token).is_err());
+    }
+}
+
+#[test]
+fn a_public_key_or_garbage_is_no_signing_key() {
+    for pem in [ED_PUBLIC, RSA_PUBLIC, "not a key"] {
+        assert_eq!(
+            adscope_tenancy::Minter::from_private_key_pem(pem.as_bytes(), ISSUER, AUDIENCE)
+                .unwrap_err(),
+            KeyError::UnsupportedPrivateKey
+        );
+    }
+}

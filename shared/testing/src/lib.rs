@@ -48,5 +48,6 @@ mod urls;
 pub use database::TestDb;
 pub use server::{TEST_DATABASE_URL_ENV, admin_url};
 pub use token::{
-    TEST_AUDIENCE, TEST_ISSUER, TEST_JWT_SECRET, fleet_token, minter, token, token_for, verifier,
+    TEST_AUDIENCE, TEST_ISSUER, TEST_JWT_SECRET, TEST_PUBLIC_KEYS_PEM, TEST_SIGNING_KEY_PEM,
+    fleet_token, key_pair_minter, key_pair_verifier, minter, token, token_for, verifier,
 };

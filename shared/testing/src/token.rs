@@ -29,6 +29,28 @@ pub fn verifier() -> Verifier {
         .unwrap_or_else(|e| panic!("test verifier: {e}"))
 }
 
+/// An Ed25519 private key, as a production deployment gives a service that
+/// signs its own calls (`ADSCOPE_SERVICE_SIGNING_KEY`).
+pub const TEST_SIGNING_KEY_PEM: &str =
+    include_str!("../../tenancy/tests/fixtures/ed25519_private.pem");
+
+/// The public half of [`TEST_SIGNING_KEY_PEM`], as in a public key file
+/// (`ADSCOPE_JWT_PUBLIC_KEYS`).
+pub const TEST_PUBLIC_KEYS_PEM: &str =
+    include_str!("../../tenancy/tests/fixtures/ed25519_public.pem");
+
+/// A minter signing EdDSA with [`TEST_SIGNING_KEY_PEM`].
+pub fn key_pair_minter() -> Minter {
+    Minter::from_private_key_pem(TEST_SIGNING_KEY_PEM.as_bytes(), TEST_ISSUER, TEST_AUDIENCE)
+        .unwrap_or_else(|e| panic!("test key-pair minter: {e}"))
+}
+
+/// A verifier trusting only [`TEST_PUBLIC_KEYS_PEM`]: no shared secret.
+pub fn key_pair_verifier() -> Verifier {
+    Verifier::from_public_keys_pem(TEST_PUBLIC_KEYS_PEM, TEST_ISSUER, TEST_AUDIENCE)
+        .unwrap_or_else(|e| panic!("test key-pair verifier: {e}"))
+}
+
 /// A token for `tenants` with `role`, valid for an hour.
 pub fn token(tenants: &[TenantId], role: Role) -> String {
     token_for(&TokenSpec {
