@@ -351,6 +351,11 @@ fn every_service_has_grpc_probes_on_the_port_it_listens_on() {
             Some(""),
             "{bin}: readiness asks for the whole server's status"
         );
+        assert_eq!(
+            liveness["service"].as_str(),
+            Some(adscope_server::health::LIVENESS),
+            "{bin}: liveness asks for the process's own status, not its dependencies'"
+        );
         assert!(w.replicas.unwrap_or(1) >= 2, "{bin}: at least two replicas");
         for bound in ["requests", "limits"] {
             let r = &w.container["resources"][bound];

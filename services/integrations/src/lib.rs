@@ -82,12 +82,15 @@ pub fn server(
     airbyte: Option<airbyte::AirbyteClient>,
     scheduler: Option<&Heartbeat>,
 ) -> GrpcServer {
-    let mut checks = database_checks(&db);
+    let checks = database_checks(&db);
+    let mut liveness = Vec::new();
     if let Some(beat) = scheduler {
         // A pass may legitimately take a while; three missed intervals
-        // (and at least a minute) mean the loop is stuck or gone.
+        // (and at least a minute) mean the loop is stuck or gone, which a
+        // restart mends (a database outage does not: that check is not
+        // one of liveness).
         let max_age = (config.scheduler.interval * 3).max(std::time::Duration::from_secs(60));
-        checks.push(("scheduler", heartbeat("scheduler", beat, max_age)));
+        liveness.push(("scheduler", heartbeat("scheduler", beat, max_age)));
     }
     // Only syncing needs Airbyte: without it the connection service reads
     // NOT_SERVING, while credentials, the webhook, reads and the server as
@@ -104,7 +107,7 @@ pub fn server(
         .add_service(pb::credential_service_server::CredentialServiceServer::new(
             credentials::Credentials::from_key_file(db.clone(), config.kms_key_file.as_deref()),
         ))
-        .monitor_health_with(SERVICES, checks, scoped)
+        .monitor_health_with(SERVICES, checks, scoped, liveness)
 }
 
 /// Serves integrations on `listener` until `shutdown` resolves.

@@ -10,6 +10,11 @@
 //! A check may also be scoped to one served name: it then decides only that
 //! name's status, so an optional dependency (one RPC family needs it, the
 //! rest of the server does not) never takes the whole server out of rotation.
+//!
+//! One more name, [`LIVENESS`], says whether the process itself works: it
+//! follows only the checks marked as in-process (a background loop's
+//! heartbeat), never a dependency such as the database, so a liveness probe
+//! on it restarts a stuck replica but not every replica during an outage.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -34,6 +39,9 @@ pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(5);
 /// How long one check may take before it counts as failed.
 pub const DEFAULT_CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// The health name that follows only in-process checks, for liveness probes.
+pub const LIVENESS: &str = "adscope.liveness";
+
 /// The environment variable holding the interval, in whole seconds.
 pub const INTERVAL_VAR: &str = "ADSCOPE_HEALTH_INTERVAL_SECS";
 
@@ -55,6 +63,8 @@ pub struct HealthMonitor {
     reporter: HealthReporter,
     services: Vec<&'static str>,
     checks: Vec<(&'static str, Check)>,
+    // Names of global checks that also decide `LIVENESS`.
+    liveness: Vec<&'static str>,
     // (service, check name, check): decides only that service's status.
     scoped: Vec<(&'static str, &'static str, Check)>,
     interval: Duration,
@@ -92,12 +102,18 @@ impl std::fmt::Debug for HealthMonitor {
 impl HealthMonitor {
     /// A monitor for the given service names; the empty name is added.
     pub fn new(reporter: HealthReporter, services: &[&'static str]) -> Self {
-        let mut names = vec![""];
-        names.extend(services.iter().copied().filter(|s| !s.is_empty()));
+        let mut names = vec!["", LIVENESS];
+        names.extend(
+            services
+                .iter()
+                .copied()
+                .filter(|s| !s.is_empty() && *s != LIVENESS),
+        );
         HealthMonitor {
             reporter,
             services: names,
             checks: Vec::new(),
+            liveness: Vec::new(),
             scoped: Vec::new(),
             interval: DEFAULT_INTERVAL,
             timeout: DEFAULT_CHECK_TIMEOUT,
@@ -118,6 +134,14 @@ impl HealthMonitor {
     pub fn checks(mut self, checks: Vec<(&'static str, Check)>) -> Self {
         self.checks.extend(checks);
         self
+    }
+
+    /// Adds a check of the process itself (not of a dependency): like
+    /// [`HealthMonitor::check`] it decides every name, and it alone (with
+    /// the other in-process checks) decides [`LIVENESS`].
+    pub fn liveness_check(mut self, name: &'static str, check: Check) -> Self {
+        self.liveness.push(name);
+        self.check(name, check)
     }
 
     /// Adds a check that only `service` depends on: that name reads
@@ -210,11 +234,18 @@ impl HealthMonitor {
     // only its own service.
     fn statuses(&self, failures: &[Failure]) -> Vec<(&'static str, ServingStatus)> {
         let global_ok = failures.iter().all(|f| f.service.is_some());
+        let alive = failures
+            .iter()
+            .all(|f| f.service.is_some() || !self.liveness.contains(&f.check));
         self.services
             .iter()
             .map(|&name| {
-                let ok = global_ok
-                    && (name.is_empty() || failures.iter().all(|f| f.service != Some(name)));
+                let ok = if name == LIVENESS {
+                    alive
+                } else {
+                    global_ok
+                        && (name.is_empty() || failures.iter().all(|f| f.service != Some(name)))
+                };
                 let status = if ok {
                     ServingStatus::Serving
                 } else {
@@ -464,6 +495,35 @@ mod tests {
             Status::NotServing => ServingStatus::NotServing,
             other => panic!("unexpected status {other:?}"),
         }
+    }
+
+    #[tokio::test]
+    async fn liveness_follows_in_process_checks_and_ignores_dependencies() {
+        let (reporter, _service) = tonic_health::server::health_reporter();
+        let service = HealthService::from_health_reporter(reporter.clone());
+        let database = Arc::new(AtomicBool::new(false));
+        let heartbeat = Arc::new(AtomicBool::new(true));
+        let monitor = HealthMonitor::new(reporter, &["svc"])
+            .check("database", toggled(&database))
+            .liveness_check("loop", toggled(&heartbeat));
+
+        // The database is down: out of rotation, but alive.
+        assert!(!monitor.run_once().await);
+        assert_eq!(served(&service, "").await, ServingStatus::NotServing);
+        assert_eq!(served(&service, "svc").await, ServingStatus::NotServing);
+        assert_eq!(served(&service, LIVENESS).await, ServingStatus::Serving);
+
+        // The process's own loop is stuck: not alive either.
+        heartbeat.store(false, Ordering::SeqCst);
+        database.store(true, Ordering::SeqCst);
+        assert!(!monitor.run_once().await);
+        assert_eq!(served(&service, "").await, ServingStatus::NotServing);
+        assert_eq!(served(&service, LIVENESS).await, ServingStatus::NotServing);
+
+        heartbeat.store(true, Ordering::SeqCst);
+        assert!(monitor.run_once().await);
+        assert_eq!(served(&service, "").await, ServingStatus::Serving);
+        assert_eq!(served(&service, LIVENESS).await, ServingStatus::Serving);
     }
 
     #[tokio::test]

@@ -102,19 +102,22 @@ impl GrpcServer {
         services: &[&'static str],
         checks: Vec<(&'static str, crate::health::Check)>,
     ) -> Self {
-        self.monitor_health_with(services, checks, Vec::new())
+        self.monitor_health_with(services, checks, Vec::new(), Vec::new())
     }
 
     /// As [`GrpcServer::monitor_health`], plus `scoped` checks, each
     /// `(service, check name, check)`, that decide only that service's
     /// status: an optional dependency marks its own RPC family
     /// `NOT_SERVING` while the whole server (the empty name) and the other
-    /// services follow the global `checks` alone.
+    /// services follow the global `checks` alone. `liveness` checks are of
+    /// the process itself: global too, and the only ones that decide
+    /// [`crate::health::LIVENESS`].
     pub fn monitor_health_with(
         self,
         services: &[&'static str],
         checks: Vec<(&'static str, crate::health::Check)>,
         scoped: Vec<(&'static str, &'static str, crate::health::Check)>,
+        liveness: Vec<(&'static str, crate::health::Check)>,
     ) -> Self {
         let interval = self.health_interval.unwrap_or_else(|| {
             crate::health::interval_from_env().unwrap_or_else(|error| {
@@ -124,11 +127,13 @@ impl GrpcServer {
                 crate::health::DEFAULT_INTERVAL
             })
         });
-        crate::health::HealthMonitor::new(self.health.clone(), services)
+        let mut monitor = crate::health::HealthMonitor::new(self.health.clone(), services)
             .checks(checks)
-            .service_checks(scoped)
-            .interval(interval)
-            .spawn();
+            .service_checks(scoped);
+        for (name, check) in liveness {
+            monitor = monitor.liveness_check(name, check);
+        }
+        monitor.interval(interval).spawn();
         self
     }
 
