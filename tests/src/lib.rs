@@ -190,3 +190,38 @@ pub fn js_tools() -> std::path::PathBuf {
     }
     bin
 }
+
+/// Creates a Meta campaign in EUR for `tenant` through analytics (as an
+/// analyst) and returns it as the server stored it.
+pub async fn create_campaign(
+    analytics: &Running,
+    tenant: TenantId,
+    external_id: &str,
+    name: &str,
+) -> adscope_proto::analytics::v1::Campaign {
+    use adscope_proto::analytics::v1 as pb;
+    use adscope_proto::analytics::v1::campaign_service_client::CampaignServiceClient;
+
+    let mut client = CampaignServiceClient::new(analytics.channel().await);
+    client
+        .create_campaign(request(
+            pb::CreateCampaignRequest {
+                campaign: Some(pb::Campaign {
+                    external_id: external_id.into(),
+                    name: name.into(),
+                    platform: pb::Platform::Meta.into(),
+                    account_external_id: "act_1".into(),
+                    status: pb::CampaignStatus::Active.into(),
+                    currency: "EUR".into(),
+                    ..Default::default()
+                }),
+            },
+            &adscope_testing::token(&[tenant], adscope_tenancy::Role::Analyst),
+            Some(tenant),
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .campaign
+        .unwrap()
+}

@@ -15,10 +15,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use adscope_e2e::{request, seed_tenants, start_analytics_with};
-use adscope_proto::analytics::v1 as pb;
-use adscope_proto::analytics::v1::campaign_service_client::CampaignServiceClient;
-use adscope_tenancy::{Role, TenantId};
+use adscope_e2e::{create_campaign, seed_tenants, start_analytics_with};
+use adscope_tenancy::Role;
 use adscope_testing::{TestDb, token};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -262,35 +260,6 @@ impl Drop for Browser {
     }
 }
 
-async fn create_campaign(
-    client: &mut CampaignServiceClient<tonic::transport::Channel>,
-    tenant: TenantId,
-    name: &str,
-) -> pb::Campaign {
-    client
-        .create_campaign(request(
-            pb::CreateCampaignRequest {
-                campaign: Some(pb::Campaign {
-                    // The same external id for both tenants: ids never cross.
-                    external_id: "browser-1".into(),
-                    name: name.into(),
-                    platform: pb::Platform::Meta.into(),
-                    account_external_id: "act_1".into(),
-                    status: pb::CampaignStatus::Active.into(),
-                    currency: "EUR".into(),
-                    ..Default::default()
-                }),
-            },
-            &token(&[tenant], Role::Analyst),
-            Some(tenant),
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-        .campaign
-        .unwrap()
-}
-
 fn code(outcome: &Value) -> Option<u64> {
     outcome["code"].as_u64()
 }
@@ -319,9 +288,9 @@ async fn chromium_page_gets_own_campaign_over_grpc_web_and_nothing_of_another_te
 
     let tenants = seed_tenants(&db, 2).await;
     let (a, b) = (tenants[0], tenants[1]);
-    let mut campaigns = CampaignServiceClient::new(analytics.channel().await);
-    let own = create_campaign(&mut campaigns, a, "Browser spring launch").await;
-    let other = create_campaign(&mut campaigns, b, "Other tenant's launch").await;
+    // The same external id for both tenants: ids never cross.
+    let own = create_campaign(&analytics, a, "browser-1", "Browser spring launch").await;
+    let other = create_campaign(&analytics, b, "browser-1", "Other tenant's launch").await;
 
     let config = serde_json::json!({
         "analytics": analytics.url(),

@@ -7,9 +7,7 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-use adscope_e2e::{request, seed_tenants, start_analytics};
-use adscope_proto::analytics::v1 as pb;
-use adscope_proto::analytics::v1::campaign_service_client::CampaignServiceClient;
+use adscope_e2e::{create_campaign, seed_tenants, start_analytics};
 use adscope_tenancy::Role;
 use adscope_testing::{TestDb, token};
 
@@ -67,28 +65,7 @@ async fn python_grpcio_client_sees_health_campaigns_and_tenant_errors() {
     let token_a = token(&[a], Role::Analyst);
     let token_b = token(&[b], Role::Analyst);
 
-    let mut campaigns = CampaignServiceClient::new(analytics.channel().await);
-    let created = campaigns
-        .create_campaign(request(
-            pb::CreateCampaignRequest {
-                campaign: Some(pb::Campaign {
-                    external_id: "interop-1".into(),
-                    name: CAMPAIGN_NAME.into(),
-                    platform: pb::Platform::Meta.into(),
-                    account_external_id: "act_1".into(),
-                    status: pb::CampaignStatus::Active.into(),
-                    currency: "EUR".into(),
-                    ..Default::default()
-                }),
-            },
-            &token_a,
-            Some(a),
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-        .campaign
-        .unwrap();
+    let created = create_campaign(&analytics, a, "interop-1", CAMPAIGN_NAME).await;
 
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("interop/client.py");
     let addr = analytics.addr.to_string();

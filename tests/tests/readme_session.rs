@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use adscope_e2e::{js_tools, request, seed_tenants, start_analytics};
+use adscope_e2e::{create_campaign, js_tools, request, seed_tenants, start_analytics};
 use adscope_proto::analytics::v1 as pb;
 use adscope_proto::analytics::v1::campaign_service_client::CampaignServiceClient;
 use adscope_tenancy::Role;
@@ -155,26 +155,7 @@ async fn session_in_readme_runs_against_analytics_and_matches_the_grpcurl_one() 
     let token_b = token(&[b], Role::Analyst);
 
     // Another tenant's campaign, with the README's very external id and name.
-    let mut campaigns = CampaignServiceClient::new(analytics.channel().await);
-    let theirs = campaigns
-        .create_campaign(request(
-            pb::CreateCampaignRequest {
-                campaign: Some(pb::Campaign {
-                    external_id: "c-1".into(),
-                    name: "Spring".into(),
-                    platform: pb::Platform::Meta.into(),
-                    currency: "EUR".into(),
-                    ..Default::default()
-                }),
-            },
-            &token_b,
-            Some(b),
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-        .campaign
-        .unwrap();
+    let theirs = create_campaign(&analytics, b, "c-1", "Spring").await;
 
     let addr = analytics.addr.to_string();
     let (token_a2, tenant_a) = (token_a.clone(), a.to_string());
@@ -251,6 +232,7 @@ async fn session_in_readme_runs_against_analytics_and_matches_the_grpcurl_one() 
     // What the session created is the calling tenant's, seen as such over
     // tonic too, and still absent for the other tenant.
     let created = created.expect("the session creates a campaign");
+    let mut campaigns = CampaignServiceClient::new(analytics.channel().await);
     let got = campaigns
         .get_campaign(request(
             pb::GetCampaignRequest {
