@@ -1081,3 +1081,33 @@ async fn concurrent_snapshot_misses_compute_one_consistent_row() {
     assert_eq!(status(again.cache_status), pb::SnapshotCacheStatus::Hit);
     assert_eq!(again.generate_time, a_replies[0].generate_time);
 }
+
+#[tokio::test]
+async fn a_flood_of_bad_records_is_counted_in_full_and_listed_up_to_the_bound() {
+    use adscope_analytics::performance::MAX_LISTED_REJECTIONS;
+
+    let db = TestDb::new().await;
+    let a = seed_tenants(&db, 1).await[0];
+    let analytics = start_analytics(&db).await;
+    let mut client = PerformanceServiceClient::new(analytics.channel().await);
+    let token_a = token(&[a], Role::Analyst);
+
+    let bad = MAX_LISTED_REJECTIONS + 250;
+    let mut records: Vec<pb::PerformanceRecord> = (0..bad)
+        .map(|i| pb::PerformanceRecord {
+            spend: "not money".into(),
+            ..record("2024-03-01", pb::RecordLevel::Campaign, &format!("bad-{i}"))
+        })
+        .collect();
+    records.push(record("2024-03-01", pb::RecordLevel::Campaign, "good"));
+    let reply = ingest(&mut client, vec![batch(records)], &token_a, a).await;
+
+    assert_eq!(reply.inserted, 1, "the good record still lands");
+    assert_eq!(reply.rejected, bad as i64, "every rejection is counted");
+    assert_eq!(reply.rejected_records.len(), MAX_LISTED_REJECTIONS);
+    // The listed ones are the first, in stream order.
+    let indexes: Vec<i64> = reply.rejected_records.iter().map(|r| r.index).collect();
+    let first: Vec<i64> = (0..MAX_LISTED_REJECTIONS as i64).collect();
+    assert_eq!(indexes, first);
+    assert_eq!(reply.rejected_records[0].external_id, "bad-0");
+}

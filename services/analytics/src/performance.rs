@@ -25,6 +25,11 @@ use validate::{Valid, parse_date, validate_record};
 /// limit does not bound it; the size only trades memory for round trips.
 const CHUNK: usize = 5000;
 
+/// How many rejected records a reply lists (its `rejected` count covers
+/// them all): a stream of millions of bad records must not become a reply
+/// too large to send.
+pub const MAX_LISTED_REJECTIONS: usize = 1000;
+
 /// Handlers over the tenant-scoped pool.
 #[derive(Debug, Clone)]
 pub struct Performance {
@@ -82,6 +87,23 @@ RETURNING (xmax = 0) AS inserted";
 struct Upserted {
     #[diesel(sql_type = Bool)]
     inserted: bool,
+}
+
+/// The records a stream rejected: all counted, the first
+/// [`MAX_LISTED_REJECTIONS`] listed.
+#[derive(Default)]
+struct Rejections {
+    count: i64,
+    listed: Vec<pb::RejectedRecord>,
+}
+
+impl Rejections {
+    fn push(&mut self, record: pb::RejectedRecord) {
+        self.count += 1;
+        if self.listed.len() < MAX_LISTED_REJECTIONS {
+            self.listed.push(record);
+        }
+    }
 }
 
 /// A chunk of valid records, column by column.
@@ -291,7 +313,7 @@ impl pb::performance_service_server::PerformanceService for Performance {
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Chunk>(2);
 
         let reader = async move {
-            let mut rejected = Vec::new();
+            let mut rejected = Rejections::default();
             let mut index: i64 = 0;
             let mut chunk = Chunk::default();
             while let Some(message) = stream.message().await? {
@@ -337,8 +359,8 @@ impl pb::performance_service_server::PerformanceService for Performance {
         Ok(Response::new(pb::IngestRecordsResponse {
             inserted,
             updated,
-            rejected: rejected.len() as i64,
-            rejected_records: rejected,
+            rejected: rejected.count,
+            rejected_records: rejected.listed,
         }))
     }
 
