@@ -332,6 +332,60 @@ async fn a_pass_records_one_reminder_per_expiring_credential_and_a_second_pass_n
     .await;
 }
 
+#[tokio::test]
+async fn a_reminder_goes_with_its_credential_and_never_names_another_tenants() {
+    let db = TestDb::new().await;
+    let tenants = seed_tenants(&db, 2).await;
+    let (a, b) = (tenants[0], tenants[1]);
+    let key = key_file();
+    let server = start_integrations_with(&db, |c| c.kms_key_file = Some(key)).await;
+    let now = now_s();
+    let gone = put_credential(&server, a, "gone", now + 2 * DAY).await;
+    let kept = put_credential(&server, a, "kept", now + 2 * DAY).await;
+    let report = scheduler(&db, |_| {}).run_once().await;
+    assert_eq!(report.reminders, 2, "{report:?}");
+
+    let mut client = CredentialServiceClient::new(server.channel().await);
+    client
+        .delete_credential(request(
+            pb::DeleteCredentialRequest {
+                id: gone.to_string(),
+            },
+            &token(&[a], Role::Analyst),
+            Some(a),
+        ))
+        .await
+        .unwrap();
+    let mut conn = admin(&db).await;
+    assert_sql(
+        &mut conn,
+        &format!(
+            "NOT EXISTS (SELECT 1 FROM credential_reminders WHERE credential_id = '{gone}')
+             AND EXISTS (SELECT 1 FROM credential_reminders WHERE credential_id = '{kept}')"
+        ),
+        "deleting a credential must delete its reminders, and only its",
+    )
+    .await;
+
+    // Even the superuser cannot file a reminder under B for A's credential,
+    // nor one for a credential that does not exist.
+    for (tenant, credential) in [(b, kept), (a, Uuid::new_v4())] {
+        let refused = conn
+            .batch_execute(&format!(
+                "INSERT INTO credential_reminders (tenant_id, credential_id, expires_at)
+                 VALUES ('{tenant}', '{credential}', now())"
+            ))
+            .await
+            .unwrap_err();
+        assert!(
+            refused
+                .to_string()
+                .contains("credential_reminders_credential_fkey"),
+            "{refused}"
+        );
+    }
+}
+
 async fn get_snapshot(analytics: &Running, tenant: TenantId) -> apb::GetSnapshotResponse {
     SnapshotServiceClient::new(analytics.channel().await)
         .get_snapshot(request(

@@ -31,6 +31,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("../migrations/0003_credentials.sql"),
     ),
     ("0004_syncs", include_str!("../migrations/0004_syncs.sql")),
+    (
+        "0005_reminder_credential_fk",
+        include_str!("../migrations/0005_reminder_credential_fk.sql"),
+    ),
 ];
 
 /// Serialises migration runs across processes (an arbitrary constant).
