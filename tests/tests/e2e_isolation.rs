@@ -657,10 +657,9 @@ async fn probe(prober: &mut Session, victim: &Built, own: &Built) {
                 ..Default::default()
             }),
         });
-        let refused = prober.c.ad_sets.create_ad_set(request).await;
-        assert!(
-            refused.is_err(),
-            "an ad set under a foreign campaign: {refused:?}"
+        absent(
+            "CreateAdSet under a foreign campaign",
+            prober.c.ad_sets.create_ad_set(request).await,
         );
     }
     let request = prober.req(pb::GetAdSetRequest {
@@ -1122,7 +1121,7 @@ async fn tokens_over_the_wire_grant_exactly_their_tenants() {
         .await
         .unwrap()
         .into_inner();
-    assert!(status.totals.is_some());
+    assert_eq!(status.totals.unwrap().tenants, 3, "every tenant counted");
     let (fleet_trace, _) = *traces
         .all()
         .iter()

@@ -115,7 +115,7 @@ async fn grpc_web_over_http1_carries_tenant_metadata_through_the_tenant_layer() 
     let shown = text(&health);
     assert!(shown.starts_with("HTTP/1.1 200"), "{shown}");
     assert!(
-        !shown.contains("grpc-status: 16") && !shown.contains("grpc-status:16"),
-        "health must not ask for a token: {shown}"
+        shown.contains("grpc-status: 0") || shown.contains("grpc-status:0"),
+        "health answers OK without a token: {shown}"
     );
 }

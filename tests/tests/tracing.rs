@@ -151,6 +151,9 @@ async fn a_call_without_traceparent_starts_its_own_trace() {
     let mut client = CampaignServiceClient::new(analytics.channel().await);
     let token_a = token(&tenants, Role::Viewer);
 
+    // The calls run inside a span of this process (the server's too), but
+    // over a plain channel that sends no traceparent: the server must not
+    // adopt that span's trace.
     let outer = tracing::info_span!("unrelated.outer");
     let outer_trace = outer.context().span().span_context().trace_id();
     for _ in 0..2 {
@@ -162,6 +165,7 @@ async fn a_call_without_traceparent_starts_its_own_trace() {
                 &token_a,
                 Some(tenants[0]),
             ))
+            .instrument(outer.clone())
             .await;
     }
     drop(outer);
