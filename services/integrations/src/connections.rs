@@ -554,6 +554,19 @@ pub async fn trigger_sync(
     ctx: &TenantContext,
     connection_id: Uuid,
 ) -> Result<JobRow, ApiError> {
+    let report = start_sync(db, airbyte, ctx, connection_id).await?;
+    Ok(record_job(db, ctx, connection_id, &report).await?.job)
+}
+
+/// Asks Airbyte to sync the tenant's connection and returns the job it
+/// started, without recording it: a caller that retries must retry the
+/// recording alone, or a failed write would start a second sync.
+pub async fn start_sync(
+    db: &Database,
+    airbyte: Option<&AirbyteClient>,
+    ctx: &TenantContext,
+    connection_id: Uuid,
+) -> Result<JobReport, ApiError> {
     let connection = load_connection(db, ctx, connection_id).await?;
     let client = airbyte.ok_or(AirbyteError::NotConfigured)?;
     let started = client
@@ -561,15 +574,14 @@ pub async fn trigger_sync(
         .await?;
     // The sync answer already names the job; its details are a refinement,
     // and failing to read them must not lose the job.
-    let report = match client.get_job(started.airbyte_job_id).await {
+    Ok(match client.get_job(started.airbyte_job_id).await {
         Ok(report) if report.airbyte_job_id == started.airbyte_job_id => report,
         Ok(_) => started,
         Err(error) => {
             tracing::warn!(%error, job = started.airbyte_job_id, "could not read the job just started");
             started
         }
-    };
-    Ok(record_job(db, ctx, connection_id, &report).await?.job)
+    })
 }
 
 fn cursor_time(value: &str) -> Result<DateTime<Utc>, ApiError> {

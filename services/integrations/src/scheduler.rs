@@ -26,7 +26,7 @@ use uuid::Uuid;
 
 use crate::airbyte::{AirbyteClient, AirbyteError, JobReport, JobState};
 use crate::config::{Config, SchedulerConfig};
-use crate::connections::{JobRow, due_connections, record_job, trigger_sync};
+use crate::connections::{JobRow, due_connections, record_job, start_sync};
 use crate::error::ApiError;
 use crate::kms::Kms;
 use crate::service_calls::{Analytics, SnapshotOutcome, tenant_context};
@@ -333,9 +333,17 @@ impl Scheduler {
         }
         let mut errors = Vec::new();
         for connection in due {
-            let result = self
-                .retrying(|| trigger_sync(&self.db, self.airbyte.as_ref(), ctx, connection.id))
-                .await;
+            // Starting and recording are retried apart: once Airbyte has
+            // started the job, only the write is repeated.
+            let result = async {
+                let report = self
+                    .retrying(|| start_sync(&self.db, self.airbyte.as_ref(), ctx, connection.id))
+                    .await?;
+                self.retrying(|| record_job(&self.db, ctx, connection.id, &report))
+                    .await
+                    .map(|recorded| recorded.job)
+            }
+            .await;
             match result {
                 Ok(job) => {
                     report.syncs_triggered += 1;
