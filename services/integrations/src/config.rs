@@ -205,6 +205,14 @@ impl Args {
         let service_minter = self.service_minter();
         let common = self.common.into_config(crate::DEFAULT_ADDR)?;
         let service_minter = service_minter?.map(std::sync::Arc::new);
+        if let Some(url) = &self.analytics_url {
+            tonic::transport::Endpoint::from_shared(url.clone()).map_err(|e| {
+                ConfigError::Invalid {
+                    name: "ADSCOPE_ANALYTICS_URL",
+                    reason: format!("{url:?} is not a URL: {e}"),
+                }
+            })?;
+        }
         let auth = match (self.airbyte_token, self.airbyte_user, self.airbyte_password) {
             (Some(_), Some(_), _) => {
                 return Err(ConfigError::Invalid {
@@ -344,6 +352,31 @@ mod tests {
                 "{key}: {error}"
             );
         }
+    }
+
+    #[test]
+    fn an_analytics_url_that_is_no_url_is_refused_at_start() {
+        let args = Args::try_parse_from([
+            "adscope-integrations",
+            "--database-url",
+            "postgres://adscope_integrations@db/adscope",
+            "--jwt-hs256-secret",
+            "a-development-secret-of-at-least-32-bytes",
+            "--analytics-url",
+            "not a url",
+        ])
+        .unwrap();
+        let error = args.into_config().unwrap_err();
+        assert!(
+            matches!(
+                error,
+                ConfigError::Invalid {
+                    name: "ADSCOPE_ANALYTICS_URL",
+                    ..
+                }
+            ),
+            "{error}"
+        );
     }
 
     #[test]

@@ -42,10 +42,11 @@ pub fn tenant_context(tenant: TenantId, minter: Option<&Minter>) -> TenantContex
     TenantContext::new(tenant, Arc::new(principal), credential)
 }
 
-/// Calls to analytics on a tenant's behalf.
+/// Calls to analytics on a tenant's behalf, over one channel that every
+/// call shares (it connects on first use and reconnects on its own).
 #[derive(Debug, Clone)]
 pub struct Analytics {
-    url: String,
+    client: SnapshotServiceClient<adscope_server::client::PropagatingChannel>,
 }
 
 /// How a snapshot call went.
@@ -58,9 +59,16 @@ pub enum SnapshotOutcome {
 }
 
 impl Analytics {
+    /// Analytics at `url`, if one is configured; a URL that is not one is
+    /// refused when the settings are read, so here it only logs.
     pub fn new(url: Option<&str>) -> Option<Analytics> {
-        url.map(|url| Analytics {
-            url: url.to_owned(),
+        let channel = adscope_server::client::channel(url?)
+            .map_err(
+                |error| tracing::error!(%error, "analytics URL unusable: no calls to analytics"),
+            )
+            .ok()?;
+        Some(Analytics {
+            client: SnapshotServiceClient::new(channel),
         })
     }
 
@@ -70,7 +78,7 @@ impl Analytics {
         ctx: &TenantContext,
         source: &str,
     ) -> Result<(), tonic::Status> {
-        let mut client = self.client()?;
+        let mut client = self.client.clone();
         let request = analytics::RefreshSnapshotRequest {
             source: source.to_owned(),
         };
@@ -87,7 +95,7 @@ impl Analytics {
         ctx: &TenantContext,
         source: &str,
     ) -> Result<SnapshotOutcome, tonic::Status> {
-        let mut client = self.client()?;
+        let mut client = self.client.clone();
         let request = analytics::GetSnapshotRequest {
             source: source.to_owned(),
         };
@@ -103,15 +111,6 @@ impl Analytics {
                 SnapshotOutcome::Refreshed
             },
         )
-    }
-
-    fn client(
-        &self,
-    ) -> Result<SnapshotServiceClient<adscope_server::client::PropagatingChannel>, tonic::Status>
-    {
-        let channel = adscope_server::client::channel(&self.url)
-            .map_err(|e| tonic::Status::unavailable(format!("analytics URL unusable: {e}")))?;
-        Ok(SnapshotServiceClient::new(channel))
     }
 }
 
