@@ -383,6 +383,27 @@ async fn tenant_b_cannot_list_aggregate_snapshot_or_overwrite_tenant_a_records()
     let b_rows = list_all(&mut client, Default::default(), &token_b, b).await;
     assert_eq!(b_rows.len(), 1);
     assert_eq!(b_rows[0].impressions, 7);
+    // B's aggregates are B's row alone: A's 1000 impressions would show here
+    // if the sums crossed tenants, and zeros would mean B's row was lost.
+    let b_metrics = query(&mut client, by_day(&day, &day), &token_b, b).await;
+    let b_totals = b_metrics.totals.unwrap();
+    assert_eq!(
+        (
+            b_totals.impressions,
+            b_totals.clicks,
+            b_totals.conversions,
+            b_totals.spend.as_str()
+        ),
+        (7, 7, 7, "7")
+    );
+    assert_eq!(
+        b_metrics
+            .series
+            .iter()
+            .map(|row| (row.key.as_str(), row.impressions))
+            .collect::<Vec<_>>(),
+        vec![(day.as_str(), 7)]
+    );
 
     // A's page token is refused to B.
     let page = client
@@ -781,12 +802,18 @@ async fn viewers_read_but_cannot_ingest() {
     let analytics = start_analytics(&db).await;
     let mut client = PerformanceServiceClient::new(analytics.channel().await);
     let viewer = token(&[a], Role::Viewer);
+    // A record written by an analyst gives the viewer something to read, so an
+    // empty listing cannot pass for a working one.
+    let analyst = token(&[a], Role::Analyst);
+    let stored = record("2024-01-01", pb::RecordLevel::Campaign, "by-analyst");
+    let reply = ingest(&mut client, vec![batch(vec![stored])], &analyst, a).await;
+    assert_eq!((reply.inserted, reply.rejected), (1, 0));
     let err = client
         .ingest_records(request(
             tokio_stream::iter(vec![batch(vec![record(
                 "2024-01-01",
                 pb::RecordLevel::Campaign,
-                "c",
+                "by-viewer",
             )])]),
             &viewer,
             Some(a),
@@ -794,11 +821,14 @@ async fn viewers_read_but_cannot_ingest() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::PermissionDenied);
-    assert!(
-        list_all(&mut client, Default::default(), &viewer, a)
-            .await
-            .is_empty()
-    );
+    // The viewer reads exactly the analyst's record: the refused ingest, with
+    // a key of its own, wrote nothing.
+    let seen: Vec<String> = list_all(&mut client, Default::default(), &viewer, a)
+        .await
+        .into_iter()
+        .map(|r| r.external_id)
+        .collect();
+    assert_eq!(seen, vec!["by-analyst"]);
 }
 
 async fn get(

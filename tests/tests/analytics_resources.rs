@@ -420,8 +420,11 @@ async fn tenant_b_cannot_touch_tenant_a_resources_which_stay_unchanged() {
     let cmp = create_campaign(&mut c, &a, "cmp-a", "A campaign").await;
     let set = create_ad_set(&mut c, &a, &cmp.id, "set-a").await;
     let the_ad = create_ad(&mut c, &a, &set.id, "ad-a").await;
-    // B has data of its own, so its lists are not trivially empty.
+    // B has data of its own at every level, so its lists are not trivially
+    // empty: an empty answer would not tell isolation from a broken listing.
     let b_cmp = create_campaign(&mut c, &b, "cmp-b", "B campaign").await;
+    let b_set = create_ad_set(&mut c, &b, &b_cmp.id, "set-b").await;
+    let b_ad = create_ad(&mut c, &b, &b_set.id, "ad-b").await;
 
     // Campaign.
     let err = get_campaign(&mut c, &b, &cmp.id).await.unwrap_err();
@@ -478,7 +481,8 @@ async fn tenant_b_cannot_touch_tenant_a_resources_which_stay_unchanged() {
         .await
         .unwrap()
         .into_inner();
-    assert!(listed.ad_sets.is_empty());
+    assert_eq!(listed.ad_sets, vec![b_set.clone()]);
+    assert!(listed.ad_sets.iter().all(|s| s.id != set.id));
     let mut hijack = set.clone();
     hijack.daily_budget = "999".into();
     let err = c
@@ -508,11 +512,22 @@ async fn tenant_b_cannot_touch_tenant_a_resources_which_stay_unchanged() {
     assert_eq!(err.code(), Code::NotFound);
     let listed = c
         .ads
-        .list_ads(b.req(Default::default()))
+        .list_ads(b.req(pb::ListAdsRequest {
+            ad_set_id: set.id.clone(),
+            ..Default::default()
+        }))
         .await
         .unwrap()
         .into_inner();
     assert!(listed.ads.is_empty());
+    let listed = c
+        .ads
+        .list_ads(b.req(Default::default()))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed.ads, vec![b_ad.clone()]);
+    assert!(listed.ads.iter().all(|ad| ad.id != the_ad.id));
     let mut hijack = the_ad.clone();
     hijack.preview_url = "https://evil.example/".into();
     let err = c
@@ -1216,10 +1231,30 @@ async fn a_viewer_reads_but_cannot_write() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::PermissionDenied);
-    // Nothing changed.
+    // Nothing changed: the campaign keeps its name and stays alone, the ad set
+    // survived the refused delete, and the refused create left no ad behind.
     assert_eq!(get_campaign(&mut c, &a, &cmp.id).await.unwrap(), cmp);
     let listed = list_campaigns(&mut c, &a, Default::default())
         .await
         .unwrap();
-    assert_eq!(listed.campaigns.len(), 1);
+    assert_eq!(listed.campaigns, vec![cmp]);
+    let got_set = c
+        .ad_sets
+        .get_ad_set(a.req(pb::GetAdSetRequest { id: set.id.clone() }))
+        .await
+        .unwrap()
+        .into_inner()
+        .ad_set
+        .unwrap();
+    assert_eq!(got_set, set);
+    let ads = c
+        .ads
+        .list_ads(a.req(pb::ListAdsRequest {
+            ad_set_id: set.id,
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(ads.ads.is_empty());
 }

@@ -54,7 +54,6 @@ async fn health_reports_not_serving_promptly_when_its_database_is_down_yet_stays
     for wait in [Duration::ZERO, Duration::from_millis(2500)] {
         tokio::time::sleep(wait).await;
         for service in ["", "adscope.fleet.v1.FleetService"] {
-            let asked = Instant::now();
             let reply = tokio::time::timeout(
                 Duration::from_secs(1),
                 health.check(HealthCheckRequest {
@@ -65,7 +64,6 @@ async fn health_reports_not_serving_promptly_when_its_database_is_down_yet_stays
             .expect("the probe is answered without waiting on the database")
             .expect("the probe gets a status, not an error");
             assert_eq!(reply.into_inner().status(), ServingStatus::NotServing);
-            assert!(asked.elapsed() < Duration::from_secs(1));
         }
     }
     // The liveness probe's name: the process works, so no restart for an

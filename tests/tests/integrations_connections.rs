@@ -655,11 +655,33 @@ async fn trigger_sync_maps_upstream_failures_and_records_nothing() {
             .unwrap_err();
         assert_eq!(err.code(), code, "{mode:?}: {err:?}");
     }
+    // One sync call per refused trigger, and no job read after a failed
+    // start; without the count the check on headers could pass on nothing.
+    let seen = fake.seen();
+    assert_eq!(
+        seen.iter().map(|s| s.path.as_str()).collect::<Vec<_>>(),
+        vec!["/api/v1/connections/sync"; 5]
+    );
     assert!(
-        fake.seen()
-            .iter()
+        seen.iter()
             .all(|s| !s.headers.contains_key("authorization"))
     );
+
+    // Nothing listens on a closed port: UNAVAILABLE too. The fake is set to
+    // answer first, so a call still served over a kept-alive connection would
+    // succeed and fail the test instead of passing for the wrong reason.
+    fake.set_mode(Mode::Ok);
+    drop(fake);
+    let err = client
+        .trigger_sync(a.req(pb::TriggerSyncRequest {
+            connection_id: conn.id.clone(),
+        }))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unavailable, "{err:?}");
+    // A transport failure, not an HTTP status from a server.
+    assert!(!err.message().contains("answered"), "{}", err.message());
+
     let jobs = client
         .list_jobs(a.req(pb::ListJobsRequest::default()))
         .await
@@ -667,8 +689,6 @@ async fn trigger_sync_maps_upstream_failures_and_records_nothing() {
         .into_inner()
         .jobs;
     assert!(jobs.is_empty());
-    // Nothing listens on a closed port: UNAVAILABLE too.
-    drop(fake);
 }
 
 #[tokio::test]

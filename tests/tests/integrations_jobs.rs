@@ -26,8 +26,8 @@ use adscope_proto::integrations::v1 as pb;
 use adscope_proto::integrations::v1::connection_service_client::ConnectionServiceClient;
 use adscope_proto::integrations::v1::credential_service_client::CredentialServiceClient;
 use adscope_telemetry::testing::{attribute, test_exporter};
-use adscope_tenancy::{Minter, Principal, Role, TenantContext, TenantId};
-use adscope_testing::{TEST_JWT_SECRET, TestDb, token};
+use adscope_tenancy::{Principal, Role, TenantContext, TenantId};
+use adscope_testing::{TestDb, token};
 use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
 use integrations_fake::FakeAirbyte;
 use opentelemetry_sdk::trace::SpanData;
@@ -69,10 +69,6 @@ fn scheduler(db: &TestDb, adjust: impl FnOnce(&mut adscope_integrations::Config)
     config.scheduler.retry_cap = Duration::from_millis(20);
     adjust(&mut config);
     Scheduler::new(&config, pool(db)).unwrap()
-}
-
-fn service_minter() -> Arc<Minter> {
-    Arc::new(Minter::hs256(TEST_JWT_SECRET.as_bytes(), "adscope", "adscope").unwrap())
 }
 
 fn airbyte(fake: &FakeAirbyte) -> AirbyteConfig {
@@ -434,7 +430,7 @@ async fn a_pass_refreshes_a_stale_snapshot_through_analytics_and_leaves_a_fresh_
     let url = analytics.url();
     let scheduler = scheduler(&db, |c| {
         c.analytics_url = Some(url);
-        c.service_minter = Some(service_minter());
+        c.service_minter = Some(Arc::new(adscope_testing::minter()));
     });
     let report = scheduler.run_once().await;
     assert!(report.failures.is_empty(), "{report:?}");
@@ -531,7 +527,7 @@ async fn every_row_and_span_a_pass_writes_carries_its_own_tenant() {
         c.kms_key_file = Some(path);
         c.airbyte = Some(cfg_airbyte);
         c.analytics_url = Some(url);
-        c.service_minter = Some(service_minter());
+        c.service_minter = Some(Arc::new(adscope_testing::minter()));
     });
     let report = scheduler.run_once().await;
     assert!(report.failures.is_empty(), "{report:?}");

@@ -11,7 +11,7 @@ use std::time::Duration;
 use adscope_db::{Database, DbConfig, ServiceRole};
 use adscope_e2e::{request, seed_tenants, start_integrations};
 use adscope_integrations::config::{AirbyteAuth, AirbyteConfig};
-use adscope_integrations::scheduler::{DUE_SYNCS, Scheduler};
+use adscope_integrations::scheduler::{DUE_SYNCS, STUCK_AFTER, Scheduler};
 use adscope_proto::integrations::v1 as pb;
 use adscope_proto::integrations::v1::connection_service_client::ConnectionServiceClient;
 use adscope_tenancy::{Role, TenantId};
@@ -205,7 +205,10 @@ async fn stuck_running_jobs_are_reconciled_with_airbyte_or_marked_failed() {
     })
     .await;
     let mut client = ConnectionServiceClient::new(server.channel().await);
-    // Manual connections (never due); their jobs start long ago and run.
+    // Manual connections (never due); their jobs started an hour beyond the
+    // stuck threshold and still run, so the pass must look at them.
+    let stuck_since = chrono_now() - i64::try_from(STUCK_AFTER.as_secs()).unwrap() - 3600;
+    fake.set_created(stuck_since);
     let mut ids = Vec::new();
     for tenant in [a, b] {
         connection(&mut client, tenant, "manual", None, true).await;
@@ -235,6 +238,37 @@ async fn stuck_running_jobs_are_reconciled_with_airbyte_or_marked_failed() {
         assert_eq!(job.status(), pb::JobStatus::Running);
         ids.push(job.airbyte_job_id);
     }
+    // A job of A started just now is running, not stuck: the pass must leave
+    // it alone even though Airbyte would report it as succeeded.
+    fake.set_created(chrono_now());
+    let fresh_airbyte = connection(&mut client, a, "fresh", None, true).await;
+    let fresh_connection = client
+        .list_connections(request(
+            pb::ListConnectionsRequest::default(),
+            &token(&[a], Role::Viewer),
+            Some(a),
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .connections
+        .into_iter()
+        .find(|c| c.airbyte_connection_id == fresh_airbyte)
+        .unwrap();
+    let fresh = client
+        .trigger_sync(request(
+            pb::TriggerSyncRequest {
+                connection_id: fresh_connection.id,
+            },
+            &token(&[a], Role::Analyst),
+            Some(a),
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .job
+        .unwrap();
+    assert_eq!(fresh.status(), pb::JobStatus::Running);
 
     // Airbyte now says A's job succeeded and has forgotten B's.
     fake.set_get_status("succeeded");
@@ -253,8 +287,15 @@ async fn stuck_running_jobs_are_reconciled_with_airbyte_or_marked_failed() {
         )
     };
     let jobs_a = client.list_jobs(status(a)).await.unwrap().into_inner().jobs;
-    assert_eq!(jobs_a.len(), 1);
-    assert_eq!(jobs_a[0].status(), pb::JobStatus::Succeeded);
+    assert_eq!(jobs_a.len(), 2);
+    let job_a = |airbyte_job_id: i64| {
+        jobs_a
+            .iter()
+            .find(|j| j.airbyte_job_id == airbyte_job_id)
+            .unwrap_or_else(|| panic!("job {airbyte_job_id} missing: {jobs_a:?}"))
+    };
+    assert_eq!(job_a(ids[0]).status(), pb::JobStatus::Succeeded);
+    assert_eq!(job_a(fresh.airbyte_job_id).status(), pb::JobStatus::Running);
     let jobs_b = client.list_jobs(status(b)).await.unwrap().into_inner().jobs;
     assert_eq!(jobs_b.len(), 1);
     assert_eq!(jobs_b[0].status(), pb::JobStatus::Failed);

@@ -137,15 +137,39 @@ async fn session_in_readme_runs_against_analytics_and_matches_the_grpcurl_one() 
         "{grpcurl:#?}"
     );
 
-    // The grpcurl session makes the same calls with the same bodies.
-    let run_calls: BTreeSet<_> = session.iter().map(|c| call_of_buf_curl(c)).collect();
-    for command in grpcurl.iter().filter(|c| c.starts_with("grpcurl ")) {
+    // The grpcurl session makes the same calls with the same bodies, both
+    // ways: the tested session may only add its gRPC-Web repeat of a gRPC
+    // call, which grpcurl cannot make.
+    let grpcurl: Vec<&String> = grpcurl
+        .iter()
+        .filter(|c| c.starts_with("grpcurl "))
+        .collect();
+    let grpcurl_calls: BTreeSet<_> = grpcurl.iter().map(|c| call_of_grpcurl(c)).collect();
+    let (grpc_web, grpc): (Vec<&String>, Vec<&String>) = session
+        .iter()
+        .partition(|c| c.contains("--protocol grpcweb"));
+    let grpc_calls: BTreeSet<_> = grpc.iter().map(|c| call_of_buf_curl(c)).collect();
+    for command in &grpcurl {
         let call = call_of_grpcurl(command);
         assert!(
-            run_calls.contains(&call),
+            grpc_calls.contains(&call),
             "the grpcurl command `{command}` makes a call ({call:?}) the tested session does not"
         );
     }
+    for command in &grpc {
+        let call = call_of_buf_curl(command);
+        assert!(
+            grpcurl_calls.contains(&call),
+            "the tested command `{command}` makes a call ({call:?}) the grpcurl session does not"
+        );
+    }
+    assert_eq!(grpc_web.len(), 1, "{session:#?}");
+    let call = call_of_buf_curl(grpc_web[0]);
+    assert!(
+        grpc_calls.contains(&call),
+        "the gRPC-Web command `{}` repeats no gRPC call ({call:?})",
+        grpc_web[0]
+    );
 
     let db = TestDb::new().await;
     let analytics = start_analytics(&db).await;
