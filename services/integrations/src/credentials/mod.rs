@@ -64,11 +64,6 @@ impl Credentials {
         }
     }
 
-    /// The KMS in use, for background jobs (rotation) to share.
-    pub fn kms(&self) -> Option<Arc<dyn Kms>> {
-        self.kms.as_ref().ok().cloned()
-    }
-
     fn require_kms(&self) -> Result<&dyn Kms, CredentialError> {
         self.kms
             .as_ref()
