@@ -14,10 +14,11 @@ use uuid::Uuid;
 
 use crate::campaigns::parse_id;
 use crate::convert::{
-    decimal, decimal_text, json_or_empty, mask_fields, optional_time, text, timestamp, to_struct,
+    decimal, decimal_text, json_or_empty, mask_fields, optional_time, status_name, status_of, text,
+    timestamp, to_struct,
 };
 use crate::error::{ApiError, Violations, write_error};
-use crate::pagination::{self, Cursor, Order};
+use crate::pagination::{self, Order};
 
 /// Ad set handlers over the tenant-scoped pool.
 #[derive(Debug, Clone)]
@@ -94,26 +95,6 @@ const MUTABLE: &[&str] = &[
 ];
 const IMMUTABLE: &[&str] = &["id", "campaign_id", "create_time", "update_time"];
 
-fn status_name(status: pb::AdSetStatus) -> Option<&'static str> {
-    Some(match status {
-        pb::AdSetStatus::Unspecified => return None,
-        pb::AdSetStatus::Active => "active",
-        pb::AdSetStatus::Paused => "paused",
-        pb::AdSetStatus::Archived => "archived",
-        pb::AdSetStatus::Deleted => "deleted",
-    })
-}
-
-fn status_of(name: &str) -> pb::AdSetStatus {
-    match name {
-        "active" => pb::AdSetStatus::Active,
-        "paused" => pb::AdSetStatus::Paused,
-        "archived" => pb::AdSetStatus::Archived,
-        "deleted" => pb::AdSetStatus::Deleted,
-        _ => pb::AdSetStatus::Unspecified,
-    }
-}
-
 impl From<AdSetRow> for pb::AdSet {
     fn from(row: AdSetRow) -> Self {
         pb::AdSet {
@@ -121,7 +102,7 @@ impl From<AdSetRow> for pb::AdSet {
             campaign_id: row.campaign_id.to_string(),
             external_id: row.external_id,
             name: row.name,
-            status: status_of(&row.status).into(),
+            status: status_of(&row.status),
             bid_strategy: row.bid_strategy,
             daily_budget: row
                 .daily_budget
@@ -314,10 +295,7 @@ impl pb::ad_set_service_server::AdSetService for AdSets {
             order.as_str(),
             if req.descending { "desc" } else { "asc" },
         ]);
-        let cursor = v
-            .check(pagination::decode(&req.page_token, tenant, query))
-            .flatten()
-            .and_then(|values| v.check(Cursor::from_values(order, &values)));
+        let cursor = pagination::cursor(&mut v, &req.page_token, tenant, query, order);
         v.finish()?;
         let size = size.unwrap_or(pagination::DEFAULT_PAGE_SIZE);
 
@@ -342,14 +320,10 @@ impl pb::ad_set_service_server::AdSetService for AdSets {
             .scoped_load(&ctx, q.limit(size + 1))
             .await
             .map_err(ApiError::from)?;
-        let next_page_token = match adscope_server::page::trim_page(&mut rows, size) {
-            Some(last) => pagination::encode(
-                tenant,
-                query,
-                Cursor::after(order, &last.name, last.created_at, last.id).to_values(),
-            ),
-            _ => String::new(),
-        };
+        let next_page_token =
+            pagination::next_page_token(&mut rows, size, tenant, query, order, |last| {
+                (&last.name, last.created_at, last.id)
+            });
         Ok(Response::new(pb::ListAdSetsResponse {
             ad_sets: rows.into_iter().map(Into::into).collect(),
             next_page_token,

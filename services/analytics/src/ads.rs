@@ -10,9 +10,11 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::campaigns::parse_id;
-use crate::convert::{http_url, json_or_empty, mask_fields, text, timestamp, to_struct};
+use crate::convert::{
+    http_url, json_or_empty, mask_fields, status_name, status_of, text, timestamp, to_struct,
+};
 use crate::error::{ApiError, Violations, write_error};
-use crate::pagination::{self, Cursor, Order};
+use crate::pagination::{self, Order};
 
 /// Ad handlers over the tenant-scoped pool.
 #[derive(Debug, Clone)]
@@ -54,26 +56,6 @@ struct AdChanges {
 const MUTABLE: &[&str] = &["external_id", "name", "status", "creative", "preview_url"];
 const IMMUTABLE: &[&str] = &["id", "ad_set_id", "create_time", "update_time"];
 
-fn status_name(status: pb::AdStatus) -> Option<&'static str> {
-    Some(match status {
-        pb::AdStatus::Unspecified => return None,
-        pb::AdStatus::Active => "active",
-        pb::AdStatus::Paused => "paused",
-        pb::AdStatus::Archived => "archived",
-        pb::AdStatus::Deleted => "deleted",
-    })
-}
-
-fn status_of(name: &str) -> pb::AdStatus {
-    match name {
-        "active" => pb::AdStatus::Active,
-        "paused" => pb::AdStatus::Paused,
-        "archived" => pb::AdStatus::Archived,
-        "deleted" => pb::AdStatus::Deleted,
-        _ => pb::AdStatus::Unspecified,
-    }
-}
-
 impl From<AdRow> for pb::Ad {
     fn from(row: AdRow) -> Self {
         pb::Ad {
@@ -81,7 +63,7 @@ impl From<AdRow> for pb::Ad {
             ad_set_id: row.ad_set_id.to_string(),
             external_id: row.external_id,
             name: row.name,
-            status: status_of(&row.status).into(),
+            status: status_of(&row.status),
             creative: Some(to_struct(&row.creative)),
             preview_url: row.preview_url,
             create_time: Some(timestamp(row.created_at)),
@@ -222,10 +204,7 @@ impl pb::ad_service_server::AdService for Ads {
             order.as_str(),
             if req.descending { "desc" } else { "asc" },
         ]);
-        let cursor = v
-            .check(pagination::decode(&req.page_token, tenant, query))
-            .flatten()
-            .and_then(|values| v.check(Cursor::from_values(order, &values)));
+        let cursor = pagination::cursor(&mut v, &req.page_token, tenant, query, order);
         v.finish()?;
         let size = size.unwrap_or(pagination::DEFAULT_PAGE_SIZE);
 
@@ -250,14 +229,10 @@ impl pb::ad_service_server::AdService for Ads {
             .scoped_load(&ctx, q.limit(size + 1))
             .await
             .map_err(ApiError::from)?;
-        let next_page_token = match adscope_server::page::trim_page(&mut rows, size) {
-            Some(last) => pagination::encode(
-                tenant,
-                query,
-                Cursor::after(order, &last.name, last.created_at, last.id).to_values(),
-            ),
-            _ => String::new(),
-        };
+        let next_page_token =
+            pagination::next_page_token(&mut rows, size, tenant, query, order, |last| {
+                (&last.name, last.created_at, last.id)
+            });
         Ok(Response::new(pb::ListAdsResponse {
             ads: rows.into_iter().map(Into::into).collect(),
             next_page_token,

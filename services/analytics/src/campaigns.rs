@@ -9,9 +9,12 @@ use diesel::prelude::*;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use crate::convert::{json_or_empty, mask_fields, optional_time, text, timestamp, to_struct};
+use crate::convert::{
+    json_or_empty, mask_fields, optional_time, platform_name, status_name, status_of, text,
+    timestamp, to_struct,
+};
 use crate::error::{ApiError, Violations, write_error};
-use crate::pagination::{self, Cursor, Order};
+use crate::pagination::{self, Order};
 
 /// Campaign handlers over the tenant-scoped pool.
 #[derive(Debug, Clone)]
@@ -92,18 +95,6 @@ const MUTABLE: &[&str] = &[
 /// Output-only fields: named in a mask they are refused, not ignored.
 const IMMUTABLE: &[&str] = &["id", "create_time", "update_time"];
 
-fn platform_name(platform: pb::Platform) -> Option<&'static str> {
-    Some(match platform {
-        pb::Platform::Unspecified => return None,
-        pb::Platform::Meta => "meta",
-        pb::Platform::GoogleAds => "google_ads",
-        pb::Platform::Linkedin => "linkedin",
-        pb::Platform::Tiktok => "tiktok",
-        pb::Platform::Ga4 => "ga4",
-        pb::Platform::Other => "other",
-    })
-}
-
 fn platform_of(name: &str) -> pb::Platform {
     match name {
         "meta" => pb::Platform::Meta,
@@ -116,26 +107,6 @@ fn platform_of(name: &str) -> pb::Platform {
     }
 }
 
-fn status_name(status: pb::CampaignStatus) -> Option<&'static str> {
-    Some(match status {
-        pb::CampaignStatus::Unspecified => return None,
-        pb::CampaignStatus::Active => "active",
-        pb::CampaignStatus::Paused => "paused",
-        pb::CampaignStatus::Archived => "archived",
-        pb::CampaignStatus::Deleted => "deleted",
-    })
-}
-
-fn status_of(name: &str) -> pb::CampaignStatus {
-    match name {
-        "active" => pb::CampaignStatus::Active,
-        "paused" => pb::CampaignStatus::Paused,
-        "archived" => pb::CampaignStatus::Archived,
-        "deleted" => pb::CampaignStatus::Deleted,
-        _ => pb::CampaignStatus::Unspecified,
-    }
-}
-
 impl From<CampaignRow> for pb::Campaign {
     fn from(row: CampaignRow) -> Self {
         pb::Campaign {
@@ -144,7 +115,7 @@ impl From<CampaignRow> for pb::Campaign {
             name: row.name,
             platform: platform_of(&row.platform).into(),
             account_external_id: row.account_external_id,
-            status: status_of(&row.status).into(),
+            status: status_of(&row.status),
             objective: row.objective,
             currency: row.currency,
             metadata: Some(to_struct(&row.metadata)),
@@ -340,10 +311,7 @@ impl pb::campaign_service_server::CampaignService for Campaigns {
             order.as_str(),
             if req.descending { "desc" } else { "asc" },
         ]);
-        let cursor = v
-            .check(pagination::decode(&req.page_token, tenant, query))
-            .flatten()
-            .and_then(|values| v.check(Cursor::from_values(order, &values)));
+        let cursor = pagination::cursor(&mut v, &req.page_token, tenant, query, order);
         v.finish()?;
         let size = size.unwrap_or(pagination::DEFAULT_PAGE_SIZE);
 
@@ -375,14 +343,10 @@ impl pb::campaign_service_server::CampaignService for Campaigns {
             .scoped_load(&ctx, q.limit(size + 1))
             .await
             .map_err(ApiError::from)?;
-        let next_page_token = match adscope_server::page::trim_page(&mut rows, size) {
-            Some(last) => pagination::encode(
-                tenant,
-                query,
-                Cursor::after(order, &last.name, last.created_at, last.id).to_values(),
-            ),
-            _ => String::new(),
-        };
+        let next_page_token =
+            pagination::next_page_token(&mut rows, size, tenant, query, order, |last| {
+                (&last.name, last.created_at, last.id)
+            });
         Ok(Response::new(pb::ListCampaignsResponse {
             campaigns: rows.into_iter().map(Into::into).collect(),
             next_page_token,

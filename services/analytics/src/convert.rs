@@ -1,5 +1,6 @@
 //! Conversions between database values and protobuf messages.
 
+use adscope_proto::analytics::v1 as pb;
 use chrono::{DateTime, Utc};
 use prost_types::value::Kind;
 use prost_types::{FieldMask, ListValue, Struct, Timestamp, Value};
@@ -67,6 +68,48 @@ fn from_value(value: &Value) -> Json {
         Some(Kind::ListValue(list)) => Json::Array(list.values.iter().map(from_value).collect()),
         Some(Kind::StructValue(s)) => from_struct(s),
     }
+}
+
+/// The stored platform name of a proto platform; `None` for UNSPECIFIED.
+pub(crate) fn platform_name(platform: pb::Platform) -> Option<&'static str> {
+    Some(match platform {
+        pb::Platform::Unspecified => return None,
+        pb::Platform::Meta => "meta",
+        pb::Platform::GoogleAds => "google_ads",
+        pb::Platform::Linkedin => "linkedin",
+        pb::Platform::Tiktok => "tiktok",
+        pb::Platform::Ga4 => "ga4",
+        pb::Platform::Other => "other",
+    })
+}
+
+/// The stored name of a campaign, ad set or ad status; `None` for
+/// UNSPECIFIED and for numbers no status has. The three status enums
+/// number their values alike (a test below holds them to it), so one
+/// mapping over the number serves all three.
+pub(crate) fn status_name(status: impl Into<i32>) -> Option<&'static str> {
+    Some(
+        match pb::CampaignStatus::try_from(status.into()).unwrap_or_default() {
+            pb::CampaignStatus::Unspecified => return None,
+            pb::CampaignStatus::Active => "active",
+            pb::CampaignStatus::Paused => "paused",
+            pb::CampaignStatus::Archived => "archived",
+            pb::CampaignStatus::Deleted => "deleted",
+        },
+    )
+}
+
+/// The status number of a stored status name (UNSPECIFIED when unknown),
+/// valid for campaigns, ad sets and ads alike.
+pub(crate) fn status_of(name: &str) -> i32 {
+    match name {
+        "active" => pb::CampaignStatus::Active,
+        "paused" => pb::CampaignStatus::Paused,
+        "archived" => pb::CampaignStatus::Archived,
+        "deleted" => pb::CampaignStatus::Deleted,
+        _ => pb::CampaignStatus::Unspecified,
+    }
+    .into()
 }
 
 /// A text field, trimmed: required fields must not be empty, none may
@@ -281,6 +324,30 @@ mod tests {
         ] {
             assert!(http_url("u", bad, 100).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn status_enums_number_their_values_alike() {
+        // Every number names the same status (or none) in all three enums,
+        // which the shared status_name/status_of rely on.
+        for n in -1..8 {
+            let campaign = pb::CampaignStatus::try_from(n)
+                .ok()
+                .map(|s| s.as_str_name().strip_prefix("CAMPAIGN_STATUS_").unwrap());
+            let ad_set = pb::AdSetStatus::try_from(n)
+                .ok()
+                .map(|s| s.as_str_name().strip_prefix("AD_SET_STATUS_").unwrap());
+            let ad = pb::AdStatus::try_from(n)
+                .ok()
+                .map(|s| s.as_str_name().strip_prefix("AD_STATUS_").unwrap());
+            assert_eq!(campaign, ad_set, "{n}");
+            assert_eq!(campaign, ad, "{n}");
+        }
+        for name in ["active", "paused", "archived", "deleted"] {
+            assert_eq!(status_name(status_of(name)), Some(name));
+        }
+        assert_eq!(status_name(pb::AdStatus::Unspecified), None);
+        assert_eq!(status_of("gone"), 0);
     }
 
     #[test]

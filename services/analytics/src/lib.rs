@@ -43,7 +43,7 @@ pub struct Args {
     #[command(flatten)]
     pub common: CommonArgs,
     /// Seconds a computed snapshot is served from cache.
-    #[arg(long, env = "ADSCOPE_SNAPSHOT_TTL_SECS", default_value_t = 300,
+    #[arg(long, env = "ADSCOPE_SNAPSHOT_TTL_SECS", default_value_t = snapshots::DEFAULT_TTL.as_secs(),
           value_parser = clap::value_parser!(u64).range(1..=2_592_000))]
     pub snapshot_ttl_secs: u64,
 }

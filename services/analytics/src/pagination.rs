@@ -1,15 +1,56 @@
 //! Keyset pagination of the resource listings: their orderings and cursors,
 //! over the shared tenant-bound page tokens of `adscope_server::page`.
 
+use adscope_server::page::trim_page;
 use chrono::{DateTime, SecondsFormat, Utc};
 use diesel::dsl::{AsExprOf, sql};
 use diesel::expression::{SqlLiteral, UncheckedBind};
 use diesel::sql_types::{Bool, Text};
 use uuid::Uuid;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, Violations};
 
 pub(crate) use adscope_server::page::{DEFAULT_PAGE_SIZE, decode, encode, fingerprint, page_size};
+
+/// The position `token` resumes from under `order`, or `None` for the first
+/// page. A token that does not decode for this tenant and query, or whose
+/// values are not a position, is recorded in `v` rather than returned, so it
+/// is reported together with the request's other violations.
+pub(crate) fn cursor(
+    v: &mut Violations,
+    token: &str,
+    tenant: Uuid,
+    query: u64,
+    order: Order,
+) -> Option<Cursor> {
+    v.check(decode(token, tenant, query))
+        .flatten()
+        .and_then(|values| v.check(Cursor::from_values(order, &values)))
+}
+
+/// Trims `rows` (loaded with one row beyond `size`) to the page and returns
+/// the token resuming after its last row, or empty when it is the last page.
+/// `key` gives a row's name, creation time and id, whichever `order` needs.
+pub(crate) fn next_page_token<R>(
+    rows: &mut Vec<R>,
+    size: i64,
+    tenant: Uuid,
+    query: u64,
+    order: Order,
+    key: impl FnOnce(&R) -> (&str, DateTime<Utc>, Uuid),
+) -> String {
+    match trim_page(rows, size) {
+        Some(last) => {
+            let (name, created_at, id) = key(last);
+            encode(
+                tenant,
+                query,
+                Cursor::after(order, name, created_at, id).to_values(),
+            )
+        }
+        None => String::new(),
+    }
+}
 
 /// The orderings the resource listings offer; `id` always breaks ties.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

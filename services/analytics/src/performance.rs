@@ -14,7 +14,7 @@ use diesel::sql_types::{Array, Bool, Date, Int8, Nullable, Text, Timestamptz, Uu
 use tonic::{Request, Response, Status, Streaming};
 use uuid::Uuid;
 
-use crate::convert::timestamp;
+use crate::convert::{platform_name, timestamp};
 use crate::error::{ApiError, Violations};
 use crate::pagination;
 use metrics::{MetricsQuery, MetricsSqlRow};
@@ -495,7 +495,7 @@ fn metrics_query(req: pb::QueryMetricsRequest) -> Result<MetricsQuery, ApiError>
     };
     let level = level_filter(req.level, &mut violations);
     let platform = match pb::Platform::try_from(req.platform) {
-        Ok(platform) => metrics::platform_name(platform),
+        Ok(platform) => platform_name(platform),
         Err(_) => {
             violations.add("platform", format!("unknown platform {}", req.platform));
             None

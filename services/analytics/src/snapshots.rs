@@ -43,11 +43,6 @@ pub struct Snapshots {
 }
 
 impl Snapshots {
-    /// Snapshots with the default TTL.
-    pub fn new(db: Database) -> Self {
-        Snapshots::with_ttl(db, DEFAULT_TTL)
-    }
-
     /// Snapshots served from cache for `ttl` after they are computed
     /// (whole seconds; capped at `i32::MAX`).
     pub fn with_ttl(db: Database, ttl: Duration) -> Self {
@@ -203,6 +198,17 @@ struct Served {
     status: pb::SnapshotCacheStatus,
 }
 
+/// The snapshot a READ found, when its row is fresh and its payload parses;
+/// otherwise the caller recomputes.
+fn hit(stored: Vec<Stored>) -> Option<Served> {
+    let row = stored.into_iter().next().filter(|row| row.fresh)?;
+    Some(Served {
+        snapshot: from_json(row.payload)?,
+        generated_at: row.generated_at,
+        status: pb::SnapshotCacheStatus::Hit,
+    })
+}
+
 fn validate_source(source: &str) -> Result<String, ApiError> {
     let source = source.trim();
     if source.len() > 100 {
@@ -281,14 +287,8 @@ impl Snapshots {
                             .bind::<Int4, _>(ttl)
                             .load(&mut c)
                             .await?;
-                        if let Some(row) = stored.into_iter().next().filter(|r| r.fresh)
-                            && let Some(snapshot) = from_json(row.payload)
-                        {
-                            return Ok(Served {
-                                snapshot,
-                                generated_at: row.generated_at,
-                                status: pb::SnapshotCacheStatus::Hit,
-                            });
+                        if let Some(served) = hit(stored) {
+                            return Ok(served);
                         }
                     }
                     let snapshot = compute(conn, &source).await?;
@@ -336,18 +336,7 @@ impl pb::snapshot_service_server::SnapshotService for Snapshots {
             )
             .await
             .map_err(ApiError::from)?;
-        let hit = stored
-            .into_iter()
-            .next()
-            .filter(|row| row.fresh)
-            .and_then(|row| {
-                Some(Served {
-                    snapshot: from_json(row.payload)?,
-                    generated_at: row.generated_at,
-                    status: pb::SnapshotCacheStatus::Hit,
-                })
-            });
-        let served = match hit {
+        let served = match hit(stored) {
             Some(served) => served,
             None => self.recompute(&ctx, source, false).await?,
         };

@@ -57,19 +57,6 @@ pub(crate) fn default_level(group_by: pb::MetricsGroupBy) -> &'static str {
     }
 }
 
-/// The stored platform name of a proto platform; `None` for UNSPECIFIED.
-pub(crate) fn platform_name(platform: pb::Platform) -> Option<&'static str> {
-    Some(match platform {
-        pb::Platform::Unspecified => return None,
-        pb::Platform::Meta => "meta",
-        pb::Platform::GoogleAds => "google_ads",
-        pb::Platform::Linkedin => "linkedin",
-        pb::Platform::Tiktok => "tiktok",
-        pb::Platform::Ga4 => "ga4",
-        pb::Platform::Other => "other",
-    })
-}
-
 /// Group key and label expressions. Fixed strings only: nothing from the
 /// request is ever spliced into the SQL.
 fn key_and_label(group_by: pb::MetricsGroupBy) -> (&'static str, &'static str) {
