@@ -10,6 +10,7 @@ use std::time::Duration;
 use adscope_db::DbError;
 use adscope_db::fleet::FleetDb;
 use adscope_proto::fleet::v1 as pb;
+use adscope_server::page::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
 use adscope_server::serve::VERSION_HEADER;
 use adscope_tenancy::fleet_context;
 use chrono::{DateTime, Utc};
@@ -27,10 +28,6 @@ use uuid::Uuid;
 
 use crate::config::Thresholds;
 
-/// Tenants per page unless the caller asks otherwise.
-pub const DEFAULT_PAGE_SIZE: i64 = 50;
-/// The most tenants one page holds; larger requests are cut to it.
-pub const MAX_PAGE_SIZE: i64 = 500;
 /// Failed jobs count towards `syncs_failed` for this long.
 pub const FAILED_WINDOW: Duration = Duration::from_secs(24 * 60 * 60);
 
@@ -333,14 +330,14 @@ fn decode_page_token(token: &str) -> Result<Option<Uuid>, Status> {
         })
 }
 
+/// The shared page-size rule, except that a request for more than the
+/// maximum is cut to it rather than refused: an operator's dashboard asking
+/// for "everything" gets the largest page.
 fn page_size(requested: i32) -> Result<i64, Status> {
-    match i64::from(requested) {
-        0 => Ok(DEFAULT_PAGE_SIZE),
-        n if n < 0 => Err(Status::invalid_argument(format!(
-            "page_size must be 0 (server default {DEFAULT_PAGE_SIZE}) or positive, got {n}"
-        ))),
-        n => Ok(n.min(MAX_PAGE_SIZE)),
-    }
+    let capped = i64::from(requested).min(MAX_PAGE_SIZE);
+    // The cap fits an i32, and so does anything below it.
+    let capped = i32::try_from(capped).unwrap_or(i32::MAX);
+    Ok(adscope_server::page::page_size(capped)?)
 }
 
 fn sync_state(value: i32) -> pb::SyncState {
@@ -475,8 +472,10 @@ mod tests {
         );
     }
 
+    // The SQL's own numbering is checked end to end by the fleet suite,
+    // which counts each state over the wire.
     #[test]
-    fn sync_states_are_numbered_as_the_sql_computes_them() {
+    fn sync_state_maps_each_number_the_sql_uses_to_its_proto_value() {
         assert_eq!(sync_state(1), pb::SyncState::Healthy);
         assert_eq!(sync_state(2), pb::SyncState::NeverSynced);
         assert_eq!(sync_state(3), pb::SyncState::Stale);
