@@ -706,6 +706,17 @@ fn every_tenant_owned_table_is_keyed_and_distributed_on_tenant_id() {
 
     let distribute = read(&root().join("deploy/citus/distribute.sql"));
     assert!(distribute.contains("create_reference_table('tenants')"));
+    // The README's copy of the statements, for a reader, must not drift.
+    let readme = read(&root().join("deploy/README.md"));
+    for (table, _) in &owned {
+        let call = format!("create_distributed_table('{table}', 'tenant_id'");
+        assert!(readme.contains(&call), "deploy/README.md lacks {call})");
+    }
+    assert_eq!(
+        readme.matches("create_distributed_table('").count(),
+        owned.len(),
+        "deploy/README.md distributes a table the migrations do not create"
+    );
     for (table, body) in &owned {
         let key = body
             .split("PRIMARY KEY (")
