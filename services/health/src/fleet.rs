@@ -10,7 +10,7 @@ use std::time::Duration;
 use adscope_db::DbError;
 use adscope_db::fleet::FleetDb;
 use adscope_proto::fleet::v1 as pb;
-use adscope_server::page::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
+use adscope_server::page::MAX_PAGE_SIZE;
 use adscope_server::serve::VERSION_HEADER;
 use adscope_tenancy::fleet_context;
 use chrono::{DateTime, Utc};
@@ -463,7 +463,7 @@ mod tests {
 
     #[test]
     fn page_size_defaults_caps_and_refuses_negatives() {
-        assert_eq!(page_size(0).unwrap(), DEFAULT_PAGE_SIZE);
+        assert_eq!(page_size(0).unwrap(), adscope_server::page::DEFAULT_PAGE_SIZE);
         assert_eq!(page_size(7).unwrap(), 7);
         assert_eq!(page_size(10_000).unwrap(), MAX_PAGE_SIZE);
         assert_eq!(
