@@ -21,19 +21,20 @@ pub struct Args {
     #[arg(long, env = "ADSCOPE_INTEGRATIONS_URL")]
     pub integrations_url: Option<String>,
     /// Seconds between runs of this service's own health checks.
-    #[arg(long, env = "ADSCOPE_HEALTH_INTERVAL_SECS", default_value_t = 5,
+    #[arg(long, env = "ADSCOPE_HEALTH_INTERVAL_SECS", default_value_t = adscope_server::health::DEFAULT_INTERVAL.as_secs(),
           value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub health_interval_secs: u64,
     /// Minutes after which a connection's last successful sync is stale.
-    #[arg(long, env = "ADSCOPE_FLEET_STALE_AFTER_MINS", default_value_t = 60,
+    #[arg(long, env = "ADSCOPE_FLEET_STALE_AFTER_MINS", default_value_t = DEFAULT_STALE_AFTER_MINS,
           value_parser = clap::value_parser!(u64).range(1..=525_600))]
     pub fleet_stale_after_mins: u64,
     /// Minutes after which a running sync counts as running too long.
-    #[arg(long, env = "ADSCOPE_FLEET_RUNNING_TOO_LONG_MINS", default_value_t = 120,
+    #[arg(long, env = "ADSCOPE_FLEET_RUNNING_TOO_LONG_MINS",
+          default_value_t = DEFAULT_RUNNING_TOO_LONG_MINS,
           value_parser = clap::value_parser!(u64).range(1..=525_600))]
     pub fleet_running_too_long_mins: u64,
     /// Seconds after which a tenant's metrics snapshot is stale.
-    #[arg(long, env = "ADSCOPE_FLEET_SNAPSHOT_TTL_SECS", default_value_t = 300,
+    #[arg(long, env = "ADSCOPE_FLEET_SNAPSHOT_TTL_SECS", default_value_t = DEFAULT_SNAPSHOT_TTL_SECS,
           value_parser = clap::value_parser!(u64).range(1..=31_536_000))]
     pub fleet_snapshot_ttl_secs: u64,
 }
@@ -54,6 +55,11 @@ pub struct Config {
     pub thresholds: Thresholds,
 }
 
+/// The thresholds' defaults, shared by the flags and [`Thresholds::default`].
+const DEFAULT_STALE_AFTER_MINS: u64 = 60;
+const DEFAULT_RUNNING_TOO_LONG_MINS: u64 = 120;
+const DEFAULT_SNAPSHOT_TTL_SECS: u64 = 300;
+
 /// When a sync or a snapshot stops counting as healthy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Thresholds {
@@ -68,9 +74,9 @@ pub struct Thresholds {
 impl Default for Thresholds {
     fn default() -> Self {
         Thresholds {
-            stale_after: Duration::from_secs(60 * 60),
-            running_too_long: Duration::from_secs(120 * 60),
-            snapshot_ttl: Duration::from_secs(300),
+            stale_after: Duration::from_secs(DEFAULT_STALE_AFTER_MINS * 60),
+            running_too_long: Duration::from_secs(DEFAULT_RUNNING_TOO_LONG_MINS * 60),
+            snapshot_ttl: Duration::from_secs(DEFAULT_SNAPSHOT_TTL_SECS),
         }
     }
 }

@@ -43,13 +43,13 @@ pub struct Args {
     #[arg(long, env = "ADSCOPE_SCHEDULER", default_value_t = true, action = clap::ArgAction::Set)]
     pub scheduler: bool,
     /// Seconds between scheduler passes.
-    #[arg(long, env = "ADSCOPE_SCHEDULER_INTERVAL_SECS", default_value_t = 60)]
+    #[arg(long, env = "ADSCOPE_SCHEDULER_INTERVAL_SECS", default_value_t = DEFAULT_SCHEDULER_INTERVAL_SECS)]
     pub scheduler_interval_secs: u64,
     /// First retry delay of a failed job, in milliseconds.
-    #[arg(long, env = "ADSCOPE_RETRY_BASE_MS", default_value_t = 500)]
+    #[arg(long, env = "ADSCOPE_RETRY_BASE_MS", default_value_t = DEFAULT_RETRY_BASE_MS)]
     pub retry_base_ms: u64,
     /// Longest retry delay, in milliseconds.
-    #[arg(long, env = "ADSCOPE_RETRY_CAP_MS", default_value_t = 60_000)]
+    #[arg(long, env = "ADSCOPE_RETRY_CAP_MS", default_value_t = DEFAULT_RETRY_CAP_MS)]
     pub retry_cap_ms: u64,
     /// PEM private key (Ed25519 or RSA) that signs the one-tenant tokens
     /// integrations presents to analytics; analytics' public key file must
@@ -59,6 +59,11 @@ pub struct Args {
 }
 
 const SIGNING_KEY: &str = "ADSCOPE_SERVICE_SIGNING_KEY";
+
+// Defaults shared by the flags and `Config::new`.
+const DEFAULT_SCHEDULER_INTERVAL_SECS: u64 = 60;
+const DEFAULT_RETRY_BASE_MS: u64 = 500;
+const DEFAULT_RETRY_CAP_MS: u64 = 60_000;
 
 impl Args {
     /// What signs the tokens integrations presents to analytics: the
@@ -188,9 +193,9 @@ impl Config {
             kms_key_file: None,
             scheduler: SchedulerConfig {
                 enabled: false,
-                interval: Duration::from_secs(60),
-                retry_base: Duration::from_millis(500),
-                retry_cap: Duration::from_secs(60),
+                interval: Duration::from_secs(DEFAULT_SCHEDULER_INTERVAL_SECS),
+                retry_base: Duration::from_millis(DEFAULT_RETRY_BASE_MS),
+                retry_cap: Duration::from_millis(DEFAULT_RETRY_CAP_MS),
             },
             service_minter: None,
         }
