@@ -463,7 +463,10 @@ mod tests {
 
     #[test]
     fn page_size_defaults_caps_and_refuses_negatives() {
-        assert_eq!(page_size(0).unwrap(), adscope_server::page::DEFAULT_PAGE_SIZE);
+        assert_eq!(
+            page_size(0).unwrap(),
+            adscope_server::page::DEFAULT_PAGE_SIZE
+        );
         assert_eq!(page_size(7).unwrap(), 7);
         assert_eq!(page_size(10_000).unwrap(), MAX_PAGE_SIZE);
         assert_eq!(
