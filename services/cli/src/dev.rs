@@ -28,16 +28,20 @@ pub(crate) struct DevArgs {
     /// An administrator URL to use instead of finding or starting PostgreSQL.
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     database_url: Option<String>,
-    #[arg(long, default_value = "127.0.0.1:50051")]
+    #[arg(long, default_value_t = adscope_analytics::DEFAULT_ADDR)]
     analytics_addr: SocketAddr,
-    #[arg(long, default_value = "127.0.0.1:50052")]
+    #[arg(long, default_value_t = adscope_integrations::DEFAULT_ADDR)]
     integrations_addr: SocketAddr,
-    #[arg(long, default_value = "127.0.0.1:50053")]
+    #[arg(long, default_value_t = adscope_health::DEFAULT_ADDR)]
     health_addr: SocketAddr,
 }
 
 /// The database dev mode creates on a shared local server.
 const DEV_DATABASE: &str = "adscope_dev";
+
+/// The issuer and audience of dev tokens: the services' defaults.
+const DEV_ISSUER: &str = "adscope";
+const DEV_AUDIENCE: &str = "adscope";
 
 pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
     let _telemetry = adscope_telemetry::init("adscope-dev")?;
@@ -59,7 +63,11 @@ pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
     let tenant = demo_tenant(&admin_url).await?;
 
     // The three services, in this process, sharing one shutdown signal.
-    let verifier = Arc::new(Verifier::hs256(secret.as_bytes(), "adscope", "adscope")?);
+    let verifier = Arc::new(Verifier::hs256(
+        secret.as_bytes(),
+        DEV_ISSUER,
+        DEV_AUDIENCE,
+    )?);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let shutdown = move || {
         let mut rx = stop_rx.clone();
@@ -98,7 +106,7 @@ pub(crate) async fn run(args: DevArgs) -> anyhow::Result<()> {
         )),
     ];
 
-    let token = Minter::hs256(secret.as_bytes(), "adscope", "adscope")?.mint(&TokenSpec {
+    let token = Minter::hs256(secret.as_bytes(), DEV_ISSUER, DEV_AUDIENCE)?.mint(&TokenSpec {
         subject: "adscope-dev".into(),
         tenants: vec![tenant],
         roles: vec![Role::Admin],
@@ -138,8 +146,8 @@ fn dev_integrations(
     config.analytics_url = Some(format!("http://{}", args.analytics_addr));
     config.service_minter = Some(Arc::new(Minter::hs256(
         secrets.jwt.as_bytes(),
-        "adscope",
-        "adscope",
+        DEV_ISSUER,
+        DEV_AUDIENCE,
     )?));
     config.scheduler.enabled = true;
     Ok(config)
