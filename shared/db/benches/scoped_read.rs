@@ -1,7 +1,9 @@
-//! Primary-key read throughput: through the tenant-scoped wrapper against
-//! the same read on a bare pooled connection, in one run.
+//! Primary-key read throughput on three sides, in one run: a bare pooled
+//! connection (`bare`), the single-statement scoped unit
+//! (`Database::scoped_load`, `single`) and the general scoped unit
+//! (`Database::scoped`, `scoped`).
 //!
-//! Both sides log in as the analytics role and go through the same
+//! All three log in as the analytics role and go through the same
 //! row-level security policy; the bare side has `app.tenant_id` set once per
 //! session (the pattern adscope forbids) so that it reads the same row. The
 //! difference measured is the cost of the per-unit transaction and its
@@ -296,6 +298,10 @@ async fn main() {
 /// The database's own figures for the same statements, from pgbench when it
 /// is installed: a bare read, the scoped unit sent statement by statement,
 /// and the scoped unit pipelined. They bound what any client can reach here.
+/// The scoped unit runs once more over the simple protocol: the same round
+/// trips as its prepared run, so the gap between the two is the parsing and
+/// planning that preparing saves (the reason `Database::scoped` prepares its
+/// opening).
 fn pgbench_reference(url: &str, tenant: TenantId, ids: &[Uuid]) {
     // pgbench sits next to the real server binary (PATH may hold only links).
     let Some(pgbench) = adscope_pgcluster::find_server_binaries()
@@ -313,28 +319,39 @@ fn pgbench_reference(url: &str, tenant: TenantId, ids: &[Uuid]) {
     let read =
         format!("SELECT id, name, status, currency FROM campaigns WHERE id = '{id}' LIMIT 1;");
     let set = format!("SELECT set_config('app.tenant_id', '{tenant}', true);");
-    let scripts = [
-        ("bare", read.clone()),
-        ("scoped", format!("BEGIN;\n{set}\n{read}\nCOMMIT;")),
+    let scoped = format!("BEGIN;\n{set}\n{read}\nCOMMIT;");
+    // (script name, query mode, script); a pipeline needs the extended
+    // protocol, so only the statement-by-statement unit runs in both modes.
+    let runs = [
+        ("bare", "prepared", read.clone()),
+        ("scoped", "prepared", scoped.clone()),
         (
             "piped",
+            "prepared",
             format!("\\startpipeline\nBEGIN;\n{set}\n{read}\nCOMMIT;\n\\endpipeline"),
         ),
+        ("scoped", "simple", scoped),
     ];
+    let clients = TASKS.to_string();
     let mut tps = Vec::new();
-    for (name, script) in scripts {
-        let file = dir.join(format!("{name}.sql"));
+    let mut failed = None;
+    for (name, mode, script) in runs {
+        let file = dir.join(format!("{name}-{mode}.sql"));
         std::fs::write(&file, script).unwrap();
         let mut command = std::process::Command::new(&pgbench);
-        command.args([
-            "-n", "-M", "prepared", "-c", "16", "-j", "2", "-T", "5", "-f",
-        ]);
+        command.args(["-n", "-M", mode, "-c", &clients, "-j", "2", "-T", "5", "-f"]);
         command.arg(&file).arg(url);
         if name == "bare" {
             // The bare read needs the tenant for the session, as above.
             command.env("PGOPTIONS", format!("-c app.tenant_id={tenant}"));
         }
-        let output = command.output().unwrap();
+        let output = match command.output() {
+            Ok(output) => output,
+            Err(error) => {
+                failed = Some(format!("(pgbench {name} -M {mode} did not start: {error})"));
+                break;
+            }
+        };
         let text = String::from_utf8_lossy(&output.stdout);
         let value = text
             .lines()
@@ -342,20 +359,28 @@ fn pgbench_reference(url: &str, tenant: TenantId, ids: &[Uuid]) {
             .and_then(|l| l.split_whitespace().next())
             .and_then(|v| v.parse::<f64>().ok());
         match value {
-            Some(v) => tps.push((name, v)),
+            Some(v) => tps.push((name, mode, v)),
             None => {
-                println!(
-                    "(pgbench {name} failed: {})",
+                failed = Some(format!(
+                    "(pgbench {name} -M {mode} failed: {})",
                     String::from_utf8_lossy(&output.stderr)
-                );
-                return;
+                ));
+                break;
             }
         }
     }
+    // Before any report, so that a failed run leaves no scripts behind either.
     let _ = std::fs::remove_dir_all(&dir);
-    let bare = tps[0].1;
-    println!("pgbench, same statements, 16 clients, prepared:");
-    for (name, v) in &tps {
-        println!("  {name:<7} {v:>9.0} tps   {:.2}x bare", v / bare);
+    if let Some(message) = failed {
+        println!("{message}");
+        return;
+    }
+    let bare = tps[0].2;
+    println!("pgbench, same statements, {TASKS} clients:");
+    for (name, mode, v) in &tps {
+        println!(
+            "  {name:<7} -M {mode:<8} {v:>9.0} tps   {:.2}x bare",
+            v / bare
+        );
     }
 }

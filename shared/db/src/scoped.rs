@@ -3,10 +3,12 @@
 //! A unit opens with two prepared statements, `BEGIN` and
 //! `SELECT set_config('app.tenant_id', $1, true)`, written to the socket
 //! together with the unit's first statement: the set-up costs no round trip
-//! of its own. (Prepared rather than one simple-protocol batch: the server
-//! then parses and plans them once per connection, not once per unit, which
-//! measured faster.) The setting is local to the transaction, so when the
-//! unit ends nothing of this tenant stays on the pooled connection.
+//! of its own. (Prepared rather than simple-protocol queries: the server
+//! then parses and plans them once per connection, not once per unit; the
+//! `scoped_read` bench's pgbench figures show the difference, its `scoped -M
+//! prepared` line against its `scoped -M simple` line.) The setting is local
+//! to the transaction, so when the unit ends nothing of this tenant stays on
+//! the pooled connection.
 //!
 //! Two shapes:
 //! - [`Database::scoped`] runs any async unit of work, then commits;
