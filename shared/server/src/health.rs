@@ -62,9 +62,11 @@ pub fn interval_from_env() -> Result<Duration, ConfigError> {
 pub struct HealthMonitor {
     reporter: HealthReporter,
     services: Vec<&'static str>,
-    checks: Vec<(&'static str, Check)>,
-    // Names of global checks that also decide `LIVENESS`.
-    liveness: Vec<&'static str>,
+    // (check name, whether it is in-process, check): decides every name;
+    // only the in-process ones also decide `LIVENESS`. The kind travels with
+    // the check, not its name, so a dependency check that happens to share a
+    // liveness check's name cannot decide liveness.
+    checks: Vec<(&'static str, bool, Check)>,
     // (service, check name, check): decides only that service's status.
     scoped: Vec<(&'static str, &'static str, Check)>,
     interval: Duration,
@@ -83,7 +85,7 @@ impl std::fmt::Debug for HealthMonitor {
             .field("services", &self.services)
             .field(
                 "checks",
-                &self.checks.iter().map(|(n, _)| n).collect::<Vec<_>>(),
+                &self.checks.iter().map(|(n, _, _)| n).collect::<Vec<_>>(),
             )
             .field(
                 "service_checks",
@@ -113,7 +115,6 @@ impl HealthMonitor {
             reporter,
             services: names,
             checks: Vec::new(),
-            liveness: Vec::new(),
             scoped: Vec::new(),
             interval: DEFAULT_INTERVAL,
             timeout: DEFAULT_CHECK_TIMEOUT,
@@ -126,13 +127,14 @@ impl HealthMonitor {
     /// Adds a check every name depends on (the whole server and each
     /// service).
     pub fn check(mut self, name: &'static str, check: Check) -> Self {
-        self.checks.push((name, check));
+        self.checks.push((name, false, check));
         self
     }
 
     /// Adds several checks.
     pub fn checks(mut self, checks: Vec<(&'static str, Check)>) -> Self {
-        self.checks.extend(checks);
+        self.checks
+            .extend(checks.into_iter().map(|(name, check)| (name, false, check)));
         self
     }
 
@@ -140,8 +142,8 @@ impl HealthMonitor {
     /// [`HealthMonitor::check`] it decides every name, and it alone (with
     /// the other in-process checks) decides [`LIVENESS`].
     pub fn liveness_check(mut self, name: &'static str, check: Check) -> Self {
-        self.liveness.push(name);
-        self.check(name, check)
+        self.checks.push((name, true, check));
+        self
     }
 
     /// Adds a check that only `service` depends on: that name reads
@@ -198,28 +200,30 @@ impl HealthMonitor {
     /// whether every check passed.
     pub async fn run_once(&self) -> bool {
         let timeout = self.timeout;
-        let run = |scope: Option<&'static str>, name: &'static str, check: &Check| {
-            let pending = check();
-            async move {
-                let outcome = match tokio::time::timeout(timeout, pending).await {
-                    Ok(outcome) => outcome,
-                    Err(_) => Err(format!("no answer within {timeout:?}")),
-                };
-                outcome.err().map(|reason| Failure {
-                    service: scope,
-                    check: name,
-                    reason,
-                })
-            }
-        };
+        let run =
+            |scope: Option<&'static str>, name: &'static str, liveness: bool, check: &Check| {
+                let pending = check();
+                async move {
+                    let outcome = match tokio::time::timeout(timeout, pending).await {
+                        Ok(outcome) => outcome,
+                        Err(_) => Err(format!("no answer within {timeout:?}")),
+                    };
+                    outcome.err().map(|reason| Failure {
+                        service: scope,
+                        check: name,
+                        liveness,
+                        reason,
+                    })
+                }
+            };
         let global = self
             .checks
             .iter()
-            .map(|(name, check)| run(None, name, check));
+            .map(|(name, liveness, check)| run(None, name, *liveness, check));
         let scoped = self
             .scoped
             .iter()
-            .map(|(service, name, check)| run(Some(service), name, check));
+            .map(|(service, name, check)| run(Some(service), name, false, check));
         let failures: Vec<Failure> = futures_util::future::join_all(global.chain(scoped))
             .await
             .into_iter()
@@ -234,9 +238,7 @@ impl HealthMonitor {
     // only its own service.
     fn statuses(&self, failures: &[Failure]) -> Vec<(&'static str, ServingStatus)> {
         let global_ok = failures.iter().all(|f| f.service.is_some());
-        let alive = failures
-            .iter()
-            .all(|f| f.service.is_some() || !self.liveness.contains(&f.check));
+        let alive = failures.iter().all(|f| !f.liveness);
         self.services
             .iter()
             .map(|&name| {
@@ -327,6 +329,8 @@ impl HealthMonitor {
 struct Failure {
     service: Option<&'static str>,
     check: &'static str,
+    // Whether the check is in-process, so its failure also fails `LIVENESS`.
+    liveness: bool,
     reason: String,
 }
 
@@ -523,6 +527,21 @@ mod tests {
         heartbeat.store(true, Ordering::SeqCst);
         assert!(monitor.run_once().await);
         assert_eq!(served(&service, "").await, ServingStatus::Serving);
+        assert_eq!(served(&service, LIVENESS).await, ServingStatus::Serving);
+    }
+
+    #[tokio::test]
+    async fn a_dependency_check_sharing_a_liveness_checks_name_does_not_decide_liveness() {
+        let (reporter, _service) = tonic_health::server::health_reporter();
+        let service = HealthService::from_health_reporter(reporter.clone());
+        let dependency = Arc::new(AtomicBool::new(false));
+        let heartbeat = Arc::new(AtomicBool::new(true));
+        let monitor = HealthMonitor::new(reporter, &["svc"])
+            .liveness_check("shared", toggled(&heartbeat))
+            .check("shared", toggled(&dependency));
+
+        assert!(!monitor.run_once().await);
+        assert_eq!(served(&service, "").await, ServingStatus::NotServing);
         assert_eq!(served(&service, LIVENESS).await, ServingStatus::Serving);
     }
 

@@ -2,8 +2,8 @@
 
 use std::sync::Arc;
 
-use adscope_telemetry::ServerTraceLayer;
-use adscope_tenancy::{MethodPolicy, TenantLayer, Verifier};
+use adscope_telemetry::{REQUEST_ID_HEADER, ServerTraceLayer};
+use adscope_tenancy::{MethodPolicy, TENANT_HEADER, TenantLayer, Verifier};
 use http::{HeaderName, HeaderValue, Method};
 use tokio::net::TcpListener;
 use tonic::service::Routes;
@@ -17,8 +17,8 @@ const CORS_REQUEST_HEADERS: &[&str] = &[
     "x-user-agent",
     "grpc-timeout",
     "authorization",
-    "x-tenant-id",
-    "x-request-id",
+    TENANT_HEADER,
+    REQUEST_ID_HEADER,
     "traceparent",
     "tracestate",
     "baggage",
@@ -29,7 +29,7 @@ const CORS_EXPOSED_HEADERS: &[&str] = &[
     "grpc-status",
     "grpc-message",
     "grpc-status-details-bin",
-    "x-request-id",
+    REQUEST_ID_HEADER,
     VERSION_HEADER,
 ];
 
@@ -50,7 +50,6 @@ pub struct GrpcServer {
     /// server must see only what it answers.
     service_names: Vec<&'static str>,
     health: HealthReporter,
-    health_interval: Option<std::time::Duration>,
 }
 
 impl std::fmt::Debug for GrpcServer {
@@ -75,7 +74,6 @@ impl GrpcServer {
             descriptor_sets: vec![tonic_health::pb::FILE_DESCRIPTOR_SET],
             service_names: vec![tonic_health::pb::health_server::SERVICE_NAME],
             health,
-            health_interval: None,
         }
     }
 
@@ -87,16 +85,10 @@ impl GrpcServer {
             .reflect(adscope_proto::FILE_DESCRIPTOR_SET)
     }
 
-    /// How often [`GrpcServer::monitor_health`] runs its checks; without
-    /// it, `ADSCOPE_HEALTH_INTERVAL_SECS` (default 5 s).
-    pub fn health_interval(mut self, interval: std::time::Duration) -> Self {
-        self.health_interval = Some(interval);
-        self
-    }
-
     /// Reports `services` (and the whole server) through `grpc.health.v1`,
-    /// driven by `checks` on a background task; each check times out after
-    /// [`crate::health::DEFAULT_CHECK_TIMEOUT`].
+    /// driven by `checks` on a background task every
+    /// `ADSCOPE_HEALTH_INTERVAL_SECS` (default 5 s); each check times out
+    /// after [`crate::health::DEFAULT_CHECK_TIMEOUT`].
     pub fn monitor_health(
         self,
         services: &[&'static str],
@@ -119,13 +111,12 @@ impl GrpcServer {
         scoped: Vec<(&'static str, &'static str, crate::health::Check)>,
         liveness: Vec<(&'static str, crate::health::Check)>,
     ) -> Self {
-        let interval = self.health_interval.unwrap_or_else(|| {
-            crate::health::interval_from_env().unwrap_or_else(|error| {
-                // Binaries validate this at start; a server built without
-                // that check keeps working on the default.
-                tracing::error!(%error, "using the default health interval");
-                crate::health::DEFAULT_INTERVAL
-            })
+        let interval = crate::health::interval_from_env().unwrap_or_else(|error| {
+            // Not validated at start: a bad value is logged here and the
+            // default used, since a wrong health interval is no reason to
+            // refuse to serve.
+            tracing::error!(%error, "using the default health interval");
+            crate::health::DEFAULT_INTERVAL
         });
         let mut monitor = crate::health::HealthMonitor::new(self.health.clone(), services)
             .checks(checks)
