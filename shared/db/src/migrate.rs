@@ -52,10 +52,15 @@ pub struct MigrationReport {
 /// A fingerprint of the embedded migrations, stable across builds of the
 /// same sources: tests name their template database after it.
 pub fn fingerprint() -> String {
+    fingerprint_of(MIGRATIONS)
+}
+
+// Apart from `fingerprint` so that tests can feed it migrations that differ.
+fn fingerprint_of(migrations: &[(&str, &str)]) -> String {
     // FNV-1a: tiny, deterministic, and collisions here cost only a rebuild
     // of a test template.
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for (version, sql) in MIGRATIONS {
+    for (version, sql) in migrations {
         for byte in version.bytes().chain([0]).chain(sql.bytes()).chain([0]) {
             hash ^= u64::from(byte);
             hash = hash.wrapping_mul(0x0100_0000_01b3);
@@ -178,10 +183,51 @@ mod tests {
     use super::*;
 
     #[test]
-    fn fingerprint_is_stable_and_hex() {
-        assert_eq!(fingerprint(), fingerprint());
-        assert_eq!(fingerprint().len(), 16);
-        assert!(fingerprint().chars().all(|c| c.is_ascii_hexdigit()));
+    fn fingerprint_follows_versions_and_sql_and_is_sixteen_lowercase_hex_digits() {
+        let base = [
+            ("0001", "CREATE TABLE a ();"),
+            ("0002", "CREATE TABLE b ();"),
+        ];
+        let same = fingerprint_of(&base);
+        let version = String::from("0002");
+        let equal = [
+            ("0001", "CREATE TABLE a ();"),
+            (version.as_str(), "CREATE TABLE b ();"),
+        ];
+        assert_eq!(same, fingerprint_of(&equal));
+
+        let mut renumbered = base;
+        renumbered[1].0 = "0003";
+        let mut edited = base;
+        edited[1].1 = "CREATE TABLE c ();";
+        // The separator keeps a byte moved across the version/SQL boundary
+        // from hashing alike.
+        let shifted = [
+            ("0001", "CREATE TABLE a ();"),
+            ("00022", "CREATE TABLE b ();"),
+        ];
+        let unshifted = [
+            ("0001", "CREATE TABLE a ();"),
+            ("0002", "2CREATE TABLE b ();"),
+        ];
+        for other in [
+            fingerprint_of(&renumbered),
+            fingerprint_of(&edited),
+            fingerprint_of(&base[..1]),
+        ] {
+            assert_ne!(other, same);
+        }
+        assert_ne!(fingerprint_of(&shifted), fingerprint_of(&unshifted));
+
+        for print in [same, fingerprint()] {
+            assert_eq!(print.len(), 16, "{print}");
+            assert!(
+                print
+                    .chars()
+                    .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c)),
+                "{print}"
+            );
+        }
     }
 
     #[test]

@@ -437,10 +437,85 @@ async fn service_roles_are_not_superusers_and_only_health_bypasses_rls() {
     );
 }
 
+#[derive(QueryableByName, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct TableGrant {
+    #[diesel(sql_type = Text)]
+    grantee: String,
+    #[diesel(sql_type = Text)]
+    table_name: String,
+    #[diesel(sql_type = Text)]
+    privileges: String,
+}
+
 #[tokio::test]
 async fn each_service_role_is_granted_only_its_own_tables() {
     let db = TestDb::new().await;
     seed(&db).await;
+
+    // Every table-level grant to a service role (or to everyone), against the
+    // sets the migrations mean to give. The health role's column grant on
+    // credentials is column-level, so it is not among these.
+    let mut admin = AsyncPgConnection::establish(db.admin_url()).await.unwrap();
+    let mut grants: Vec<TableGrant> = diesel::sql_query(
+        "SELECT grantee::text AS grantee, table_name::text AS table_name,
+                string_agg(privilege_type::text, ',' ORDER BY privilege_type::text COLLATE \"C\")
+                    AS privileges
+         FROM information_schema.role_table_grants
+         WHERE table_schema = 'public'
+           AND grantee IN ('adscope_analytics', 'adscope_integrations', 'adscope_health', 'PUBLIC')
+         GROUP BY grantee, table_name",
+    )
+    .load(&mut admin)
+    .await
+    .unwrap();
+    let all = "DELETE,INSERT,SELECT,UPDATE";
+    let grant = |grantee: &str, table: &str, privileges: &str| TableGrant {
+        grantee: grantee.into(),
+        table_name: table.into(),
+        privileges: privileges.into(),
+    };
+    let mut expected = Vec::new();
+    for (table, privileges) in [
+        ("ad_sets", all),
+        ("adscope_schema_migrations", "SELECT"),
+        ("ads", all),
+        ("campaigns", all),
+        ("performance_records", all),
+        ("snapshots", all),
+        ("tenants", "SELECT"),
+    ] {
+        expected.push(grant("adscope_analytics", table, privileges));
+    }
+    for table in [
+        "ad_sets",
+        "adscope_schema_migrations",
+        "ads",
+        "campaigns",
+        "connections",
+        "credential_reminders",
+        "job_leases",
+        "performance_records",
+        "snapshots",
+        "sync_jobs",
+        "tenants",
+    ] {
+        expected.push(grant("adscope_health", table, "SELECT"));
+    }
+    for (table, privileges) in [
+        ("adscope_schema_migrations", "SELECT"),
+        ("connections", all),
+        ("credential_reminders", all),
+        ("credentials", all),
+        ("data_keys", all),
+        ("job_leases", all),
+        ("sync_jobs", all),
+        ("tenants", "SELECT"),
+    ] {
+        expected.push(grant("adscope_integrations", table, privileges));
+    }
+    grants.sort();
+    expected.sort();
+    assert_eq!(grants, expected);
 
     let mut analytics = AsyncPgConnection::establish(&db.url(ServiceRole::Analytics))
         .await

@@ -20,13 +20,21 @@ const INSTALL_COMMAND: &str = "sudo apt-get install -y postgresql";
 /// A directory holding `initdb`, `pg_ctl` and `postgres`: PATH first, then the
 /// highest version under `/usr/lib/postgresql/*/bin`.
 pub fn find_server_binaries() -> Result<PathBuf, ClusterError> {
-    find_in(
+    locate(
         std::env::var_os("PATH").as_deref(),
         Path::new(DEBIAN_LIB_ROOT),
     )
-    .ok_or_else(|| ClusterError::BinariesMissing {
+}
+
+// Apart from the environment so that tests can point it at empty directories.
+fn locate(path_var: Option<&OsStr>, lib_root: &Path) -> Result<PathBuf, ClusterError> {
+    find_in(path_var, lib_root).ok_or_else(binaries_missing)
+}
+
+fn binaries_missing() -> ClusterError {
+    ClusterError::BinariesMissing {
         install_command: INSTALL_COMMAND.to_owned(),
-    })
+    }
 }
 
 /// Like [`find_server_binaries`], but installs Debian's `postgresql` package when
@@ -36,9 +44,7 @@ pub fn ensure_server_binaries() -> Result<PathBuf, ClusterError> {
         return Ok(dir);
     }
     if !running_as_root() {
-        return Err(ClusterError::BinariesMissing {
-            install_command: INSTALL_COMMAND.to_owned(),
-        });
+        return Err(binaries_missing());
     }
 
     // Several test processes may get here at once; apt holds its own lock and would
@@ -214,12 +220,15 @@ mod tests {
 
     #[test]
     fn missing_binaries_error_names_the_install_command() {
-        let err = ClusterError::BinariesMissing {
-            install_command: INSTALL_COMMAND.to_owned(),
-        };
+        let root = scratch_dir();
+        let path_var = std::env::join_paths([root.join("nowhere")]).expect("join paths");
+        let message = locate(Some(&path_var), &root.join("missing-root"))
+            .expect_err("no binaries there")
+            .to_string();
         assert!(
-            err.to_string()
-                .ends_with("sudo apt-get install -y postgresql")
+            message.ends_with("install them with: sudo apt-get install -y postgresql"),
+            "{message}"
         );
+        std::fs::remove_dir_all(root).ok();
     }
 }

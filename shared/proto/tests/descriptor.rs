@@ -145,23 +145,6 @@ fn descriptor_set_has_no_service_outside_the_contract() {
 }
 
 #[test]
-fn ingest_records_is_the_only_client_streaming_method() {
-    let streaming: Vec<String> = services(&decoded())
-        .into_iter()
-        .flat_map(|(service, methods)| {
-            methods
-                .into_iter()
-                .filter(|(_, (client, _))| *client)
-                .map(move |(method, _)| format!("{service}/{method}"))
-        })
-        .collect();
-    assert_eq!(
-        streaming,
-        ["adscope.analytics.v1.PerformanceService/IngestRecords"]
-    );
-}
-
-#[test]
 fn descriptor_set_carries_the_well_known_imports_reflection_needs() {
     let set = decoded();
     let names: Vec<&str> = set.file.iter().map(|f| f.name()).collect();
