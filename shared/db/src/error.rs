@@ -25,13 +25,3 @@ pub enum DbError {
         source: diesel::result::Error,
     },
 }
-
-impl DbError {
-    /// The underlying diesel error, when a statement failed.
-    pub fn as_query(&self) -> Option<&diesel::result::Error> {
-        match self {
-            DbError::Query(error) | DbError::Migration { source: error, .. } => Some(error),
-            _ => None,
-        }
-    }
-}

@@ -71,6 +71,8 @@ impl bb8::ManageConnection for Manager {
         })
     }
 
+    // Required by the trait, and never called: the pool does not test on
+    // checkout.
     async fn is_valid(&self, _conn: &mut TrackedConnection) -> Result<(), ConnectionError> {
         Ok(())
     }
@@ -127,11 +129,6 @@ impl Database {
             pool,
             role: config.role,
         })
-    }
-
-    /// The role this pool logs in as.
-    pub fn role(&self) -> ServiceRole {
-        self.role
     }
 
     pub(crate) async fn checkout(&self) -> Result<bb8::PooledConnection<'_, Manager>, DbError> {

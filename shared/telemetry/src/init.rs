@@ -60,13 +60,6 @@ pub struct TelemetryGuard {
     provider: SdkTracerProvider,
 }
 
-impl TelemetryGuard {
-    /// The provider spans are exported through, e.g. to build extra tracers.
-    pub fn provider(&self) -> &SdkTracerProvider {
-        &self.provider
-    }
-}
-
 impl Drop for TelemetryGuard {
     fn drop(&mut self) {
         // Shutting down flushes the batch; a failure here cannot be handled
