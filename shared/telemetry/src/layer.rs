@@ -191,7 +191,14 @@ where
 /// The span for one call to `path`, not yet linked to the caller's trace.
 fn rpc_span(path: &str, request_id: &HeaderValue) -> Span {
     let (service, method) = split_path(path);
-    let name = format!("{service}/{method}");
+    // Only the fallback keeps the whole path as the method (a clean split's
+    // method holds no `/`); otherwise `path` is `/{service}/{method}`, and
+    // the name is there to borrow rather than allocate per call.
+    let name: std::borrow::Cow<'_, str> = if method == path {
+        format!("{service}/{method}").into()
+    } else {
+        path[1..].into()
+    };
 
     tracing::info_span!(
         "rpc.server",

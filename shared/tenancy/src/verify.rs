@@ -96,7 +96,9 @@ struct TrustedKey {
 
 /// Verifies adscope access tokens against configured keys.
 pub struct Verifier {
-    keys: Vec<TrustedKey>,
+    // Each key with the validation for its algorithm, built with the
+    // verifier (and again when the leeway changes) rather than per token.
+    keys: Vec<(TrustedKey, Validation)>,
     issuer: String,
     audience: String,
     leeway: Duration,
@@ -104,7 +106,7 @@ pub struct Verifier {
 
 impl fmt::Debug for Verifier {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let algorithms: Vec<_> = self.keys.iter().map(|k| k.algorithm).collect();
+        let algorithms: Vec<_> = self.keys.iter().map(|(k, _)| k.algorithm).collect();
         f.debug_struct("Verifier")
             .field("algorithms", &algorithms)
             .field("issuer", &self.issuer)
@@ -150,17 +152,33 @@ impl Verifier {
     }
 
     fn with_keys(keys: Vec<TrustedKey>, issuer: String, audience: String) -> Self {
-        Self {
-            keys,
+        let mut verifier = Self {
+            keys: Vec::new(),
             issuer,
             audience,
             leeway: DEFAULT_LEEWAY,
-        }
+        };
+        verifier.keys = keys
+            .into_iter()
+            .map(|key| {
+                let validation = verifier.validation(key.algorithm);
+                (key, validation)
+            })
+            .collect();
+        verifier
     }
 
     /// Sets the tolerated clock skew, capped at [`MAX_LEEWAY`].
     pub fn with_leeway(mut self, leeway: Duration) -> Self {
         self.leeway = leeway.min(MAX_LEEWAY);
+        let keys = std::mem::take(&mut self.keys);
+        self.keys = keys
+            .into_iter()
+            .map(|(key, _)| {
+                let validation = self.validation(key.algorithm);
+                (key, validation)
+            })
+            .collect();
         self
     }
 
@@ -172,7 +190,10 @@ impl Verifier {
     /// The RFC 7638 SHA-256 thumbprint of each configured public key, in file
     /// order: the `kid` values an issuer can send to select a key directly.
     pub fn key_ids(&self) -> Vec<&str> {
-        self.keys.iter().filter_map(|k| k.kid.as_deref()).collect()
+        self.keys
+            .iter()
+            .filter_map(|(k, _)| k.kid.as_deref())
+            .collect()
     }
 
     /// Checks a raw token (without `Bearer `) and returns who it speaks for.
@@ -181,10 +202,10 @@ impl Verifier {
         // names must be one the configured keys are for, which rules out
         // `none` and HMAC-with-a-public-key confusion.
         let header = jsonwebtoken::decode_header(token).map_err(|_| AuthError::Malformed)?;
-        let candidates: Vec<&TrustedKey> = self
+        let candidates: Vec<&(TrustedKey, Validation)> = self
             .keys
             .iter()
-            .filter(|k| k.algorithm == header.alg)
+            .filter(|(k, _)| k.algorithm == header.alg)
             .collect();
         if candidates.is_empty() {
             return Err(AuthError::AlgorithmNotAllowed(format!("{:?}", header.alg)));
@@ -193,11 +214,11 @@ impl Verifier {
         // A `kid` that names a configured key narrows the search to it; an
         // unknown `kid` (an issuer's own label) falls back to every key of
         // the algorithm, all of which are trusted.
-        let by_kid: Vec<&TrustedKey> = match header.kid.as_deref() {
+        let by_kid: Vec<&(TrustedKey, Validation)> = match header.kid.as_deref() {
             Some(kid) => candidates
                 .iter()
                 .copied()
-                .filter(|k| k.kid.as_deref() == Some(kid))
+                .filter(|(k, _)| k.kid.as_deref() == Some(kid))
                 .collect(),
             None => Vec::new(),
         };
@@ -207,9 +228,8 @@ impl Verifier {
             by_kid
         };
 
-        let validation = self.validation(header.alg);
-        for trusted in candidates {
-            match jsonwebtoken::decode::<Claims>(token, &trusted.key, &validation) {
+        for (trusted, validation) in candidates {
+            match jsonwebtoken::decode::<Claims>(token, &trusted.key, validation) {
                 Ok(data) => return Ok(principal(data.claims)),
                 // Another key may still match.
                 Err(e) if matches!(e.kind(), ErrorKind::InvalidSignature) => continue,
