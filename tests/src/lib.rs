@@ -9,12 +9,14 @@
 #![allow(clippy::unwrap_used)] // a test harness: failing loudly is the point
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use adscope_db::ServiceRole;
 use adscope_server::CommonConfig;
 use adscope_tenancy::TenantId;
 use adscope_testing::TestDb;
+use diesel_async::{AsyncConnection, AsyncPgConnection};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -74,7 +76,12 @@ pub fn config(db: &TestDb, role: ServiceRole) -> CommonConfig {
     }
 }
 
-async fn start<F, Fut>(config: CommonConfig, serve: F) -> Running
+/// Binds `config.listen_addr` (port 0 picks a free one) and spawns `serve`
+/// on it as a binary runs its crate's `serve`, with a shutdown future the
+/// returned [`Running`] resolves. The port is bound on return, so the test
+/// may connect at once. Public for a service the `start_*` helpers cannot
+/// set up, such as one whose database URL is not a [`TestDb`]'s.
+pub async fn start<F, Fut>(config: CommonConfig, serve: F) -> Running
 where
     F: FnOnce(CommonConfig, TcpListener, futures_util::future::BoxFuture<'static, ()>) -> Fut,
     Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
@@ -126,9 +133,24 @@ pub async fn start_integrations_with(
     .await
 }
 
-/// Starts health against `db`.
+/// Starts health against `db` with the default settings.
 pub async fn start_health(db: &TestDb) -> Running {
-    start(config(db, ServiceRole::Health), adscope_health::serve).await
+    start_health_with(db, |_| {}).await
+}
+
+/// Starts health against `db`, letting the test adjust its settings (peers,
+/// check interval, fleet thresholds).
+pub async fn start_health_with(
+    db: &TestDb,
+    adjust: impl FnOnce(&mut adscope_health::Config),
+) -> Running {
+    let mut config = adscope_health::Config::new(config(db, ServiceRole::Health));
+    adjust(&mut config);
+    let common = config.common.clone();
+    start(common, move |_, listener, shutdown| {
+        adscope_health::serve_with(config, listener, shutdown)
+    })
+    .await
 }
 
 /// A request carrying a bearer token and, when given, a tenant.
@@ -144,9 +166,37 @@ pub fn request<T>(message: T, token: &str, tenant: Option<TenantId>) -> tonic::R
     request
 }
 
+/// A tenant with an analyst's token for it, to build its requests.
+#[derive(Debug)]
+pub struct Tenant {
+    pub id: TenantId,
+    pub token: String,
+}
+
+impl Tenant {
+    /// `id` with an analyst's token for it alone.
+    pub fn new(id: TenantId) -> Self {
+        Tenant {
+            id,
+            token: adscope_testing::token(&[id], adscope_tenancy::Role::Analyst),
+        }
+    }
+
+    /// `message` as this tenant sends it: its token, its `x-tenant-id`.
+    pub fn req<T>(&self, message: T) -> tonic::Request<T> {
+        request(message, &self.token, Some(self.id))
+    }
+}
+
+/// A connection to `db` as its administrator, the superuser: row-level
+/// security does not apply, so tests can seed and inspect rows of any tenant.
+pub async fn admin(db: &TestDb) -> AsyncPgConnection {
+    AsyncPgConnection::establish(db.admin_url()).await.unwrap()
+}
+
 /// Inserts tenants into the directory (as the administrator) and returns them.
 pub async fn seed_tenants(db: &TestDb, count: usize) -> Vec<TenantId> {
-    use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
+    use diesel_async::SimpleAsyncConnection;
 
     let tenants: Vec<TenantId> = (0..count)
         .map(|_| TenantId::new(uuid::Uuid::new_v4()))
@@ -156,8 +206,8 @@ pub async fn seed_tenants(db: &TestDb, count: usize) -> Vec<TenantId> {
         .enumerate()
         .map(|(i, t)| format!("('{t}', 'tenant {i}')"))
         .collect();
-    let mut admin = AsyncPgConnection::establish(db.admin_url()).await.unwrap();
-    admin
+    admin(db)
+        .await
         .batch_execute(&format!(
             "INSERT INTO tenants (id, name) VALUES {}",
             values.join(", ")
@@ -165,6 +215,52 @@ pub async fn seed_tenants(db: &TestDb, count: usize) -> Vec<TenantId> {
         .await
         .unwrap();
     tenants
+}
+
+/// Now in whole seconds since the Unix epoch, as the APIs' timestamps and
+/// the fake Airbyte's job times count.
+pub fn now_s() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        .try_into()
+        .unwrap()
+}
+
+/// Today in UTC as `YYYY-MM-DD`: the day the services' snapshot window
+/// ends on, so dated records of today fall inside it.
+pub fn today() -> String {
+    chrono::Utc::now()
+        .date_naive()
+        .format("%Y-%m-%d")
+        .to_string()
+}
+
+/// A port nothing listens on: bound, read, released. Stands for a peer or
+/// a database that is down.
+pub fn closed_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+/// A fresh key-encryption key file (32 random bytes in hex), owner-only as
+/// the key store demands, under a name of its own so tests do not share it.
+pub fn key_file() -> PathBuf {
+    let path = std::env::temp_dir().join(format!("adscope-kek-{}.hex", uuid::Uuid::new_v4()));
+    let key: String = uuid::Uuid::new_v4()
+        .as_bytes()
+        .iter()
+        .chain(uuid::Uuid::new_v4().as_bytes())
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    std::fs::write(&path, key).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    path
 }
 
 /// `tests/js/node_modules/.bin`: the npm tools the tests use (the page
@@ -223,5 +319,31 @@ pub async fn create_campaign(
         .unwrap()
         .into_inner()
         .campaign
+        .unwrap()
+}
+
+/// Creates `connection` for `tenant` through integrations (as an analyst)
+/// and returns it as the server stored it.
+pub async fn create_connection(
+    integrations: &Running,
+    tenant: TenantId,
+    connection: adscope_proto::integrations::v1::Connection,
+) -> adscope_proto::integrations::v1::Connection {
+    use adscope_proto::integrations::v1 as pb;
+    use adscope_proto::integrations::v1::connection_service_client::ConnectionServiceClient;
+
+    let mut client = ConnectionServiceClient::new(integrations.channel().await);
+    client
+        .create_connection(request(
+            pb::CreateConnectionRequest {
+                connection: Some(connection),
+            },
+            &adscope_testing::token(&[tenant], adscope_tenancy::Role::Analyst),
+            Some(tenant),
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .connection
         .unwrap()
 }

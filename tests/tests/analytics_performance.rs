@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use adscope_db::{Database, ServiceRole};
-use adscope_e2e::{config, request, seed_tenants, start_analytics};
+use adscope_e2e::{config, request, seed_tenants, start_analytics, today};
 use adscope_proto::analytics::v1 as pb;
 use adscope_proto::analytics::v1::campaign_service_client::CampaignServiceClient;
 use adscope_proto::analytics::v1::performance_service_client::PerformanceServiceClient;
@@ -125,35 +125,6 @@ fn close(actual: Option<f64>, expected: f64) {
         (actual - expected).abs() < 1e-9,
         "expected {expected}, got {actual}"
     );
-}
-
-fn today() -> String {
-    chrono_today()
-}
-
-fn chrono_today() -> String {
-    // The snapshot window ends today in UTC; derive the date the same way.
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
-    let days = secs.div_euclid(86_400);
-    civil_from_days(days)
-}
-
-/// Days since 1970-01-01 to "YYYY-MM-DD" (proleptic Gregorian).
-fn civil_from_days(z: i64) -> String {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = if m <= 2 { y + 1 } else { y };
-    format!("{y:04}-{m:02}-{d:02}")
 }
 
 #[tokio::test]

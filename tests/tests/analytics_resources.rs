@@ -4,12 +4,12 @@
 
 #![allow(clippy::unwrap_used)] // tests: failing loudly is the point
 
-use adscope_e2e::{Running, request, seed_tenants, start_analytics};
+use adscope_e2e::{Running, Tenant, seed_tenants, start_analytics};
 use adscope_proto::analytics::v1 as pb;
 use adscope_proto::analytics::v1::ad_service_client::AdServiceClient;
 use adscope_proto::analytics::v1::ad_set_service_client::AdSetServiceClient;
 use adscope_proto::analytics::v1::campaign_service_client::CampaignServiceClient;
-use adscope_tenancy::{Role, TenantId};
+use adscope_tenancy::Role;
 use adscope_testing::{TestDb, token};
 use prost::Message;
 use tonic::Code;
@@ -56,24 +56,6 @@ fn violated_fields(status: &tonic::Status) -> Vec<String> {
         .into_iter()
         .map(|v| v.field)
         .collect()
-}
-
-struct Tenant {
-    id: TenantId,
-    token: String,
-}
-
-impl Tenant {
-    fn new(id: TenantId) -> Self {
-        Tenant {
-            id,
-            token: token(&[id], Role::Analyst),
-        }
-    }
-
-    fn req<T>(&self, message: T) -> tonic::Request<T> {
-        request(message, &self.token, Some(self.id))
-    }
 }
 
 struct Clients {

@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use adscope_e2e::{
-    Running, seed_tenants, start_analytics_with, start_health, start_integrations_with,
+    Running, seed_tenants, start_analytics_with, start_health, start_integrations_with, today,
 };
 use adscope_integrations::webhook::{PATH, SECRET_HEADER};
 use adscope_proto::analytics::v1 as pb;
@@ -294,24 +294,6 @@ impl Session {
             .unwrap()
             .into_inner()
     }
-}
-
-/// Today in UTC as `YYYY-MM-DD`: the snapshot window ends today.
-fn today() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
-    let z = secs.div_euclid(86_400) + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}")
 }
 
 fn is_server(span: &SpanData) -> bool {

@@ -9,10 +9,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use adscope_e2e::{closed_port, start};
 use adscope_server::CommonConfig;
 use adscope_server::health::{Check, HealthMonitor};
 use futures_util::FutureExt;
-use tokio::net::TcpListener;
 use tokio_stream::StreamExt;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
@@ -20,34 +20,21 @@ use tonic_health::pb::health_client::HealthClient;
 use tonic_health::pb::health_server::Health;
 use tonic_health::server::HealthService;
 
-/// A port nothing listens on: bound, read, released.
-async fn closed_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    listener.local_addr().unwrap().port()
-}
-
 #[tokio::test]
 async fn health_reports_not_serving_promptly_when_its_database_is_down_yet_stays_alive() {
-    let port = closed_port().await;
     let config = CommonConfig {
         listen_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-        database_url: format!("postgres://adscope_health@127.0.0.1:{port}/adscope"),
+        database_url: format!(
+            "postgres://adscope_health@127.0.0.1:{}/adscope",
+            closed_port()
+        ),
         pool_size: 2,
         verifier: Arc::new(adscope_testing::verifier()),
         cors_origins: Vec::new(),
     };
-    let listener = TcpListener::bind(config.listen_addr).await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(adscope_health::serve(config, listener, async move {
-        let _ = stopped.await;
-    }));
+    let server = start(config, adscope_health::serve).await;
 
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
+    let channel = server.channel().await;
     let mut health = HealthClient::new(channel);
     // As a Kubernetes gRPC probe asks: the whole server, no metadata. Asked
     // at once and again after the first checks have had time to time out.
@@ -75,8 +62,7 @@ async fn health_reports_not_serving_promptly_when_its_database_is_down_yet_stays
         .await
         .unwrap();
     assert_eq!(alive.into_inner().status(), ServingStatus::Serving);
-    stop.send(()).unwrap();
-    server.await.unwrap().unwrap();
+    server.stop().await.unwrap();
 }
 
 fn toggled(healthy: &Arc<AtomicBool>) -> Check {

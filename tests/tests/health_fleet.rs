@@ -8,66 +8,36 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use adscope_db::ServiceRole;
-use adscope_e2e::{Running, request, seed_tenants, start_analytics, start_integrations};
+use adscope_e2e::{
+    Running, admin, closed_port, create_campaign, now_s, request, seed_tenants, start_analytics,
+    start_integrations,
+};
 use adscope_proto::fleet::v1 as pb;
 use adscope_proto::fleet::v1::fleet_service_client::FleetServiceClient;
 use adscope_tenancy::{FLEET_READ, Role, TenantId, TokenSpec};
 use adscope_testing::{TestDb, fleet_token, token, token_for};
-use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
+use diesel_async::SimpleAsyncConnection;
 use prost::Message;
-use tokio::net::TcpListener;
 use tonic::Code;
 
 const SECRET_NAME: &str = "Acme Secret Corp";
 const SECRET_ERROR: &str = "refused token sk_live_do_not_leak";
 
-struct Health {
-    addr: std::net::SocketAddr,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-}
-
-impl Drop for Health {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-    }
-}
-
-impl Health {
-    async fn client(&self) -> FleetServiceClient<tonic::transport::Channel> {
-        let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", self.addr))
-            .unwrap()
-            .connect()
-            .await
-            .unwrap();
-        FleetServiceClient::new(channel)
-    }
-}
-
-/// Health with its own settings, wired as its binary does.
+/// Health with its own settings, checking itself every 200 ms rather than
+/// every 5 s, so its own status settles within the seconds a test waits.
 async fn start_health_with(
     db: &TestDb,
     adjust: impl FnOnce(&mut adscope_health::Config),
-) -> Health {
-    let mut config = adscope_health::Config::new(adscope_e2e::config(db, ServiceRole::Health));
-    config.health_interval = Duration::from_millis(200);
-    adjust(&mut config);
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(adscope_health::serve_with(config, listener, async move {
-        let _ = stopped.await;
-    }));
-    Health {
-        addr,
-        stop: Some(stop),
-    }
+) -> Running {
+    adscope_e2e::start_health_with(db, |config| {
+        config.health_interval = Duration::from_millis(200);
+        adjust(config);
+    })
+    .await
 }
 
-async fn admin(db: &TestDb) -> AsyncPgConnection {
-    AsyncPgConnection::establish(db.admin_url()).await.unwrap()
+async fn fleet_client(health: &Running) -> FleetServiceClient<tonic::transport::Channel> {
+    FleetServiceClient::new(health.channel().await)
 }
 
 fn connection(tenant: Uuid, name: &str, active: bool, job: &str) -> String {
@@ -179,7 +149,7 @@ async fn fleet_totals_and_tenant_health_match_three_seeded_tenants() {
     let db = TestDb::new().await;
     let seeded = seed_fleet(&db).await;
     let health = start_health_with(&db, |_| {}).await;
-    let mut client = health.client().await;
+    let mut client = fleet_client(&health).await;
 
     let status = client
         .get_fleet_status(request(pb::GetFleetStatusRequest {}, &fleet_token(), None))
@@ -222,10 +192,7 @@ async fn fleet_totals_and_tenant_health_match_three_seeded_tenants() {
     );
     assert_eq!(a.worst_sync_state(), pb::SyncState::Failing);
     assert!(near(a.worst_sync_age_seconds, 30 * 60), "{a:?}");
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
+    let now = now_s();
     let last = a.last_successful_sync_time.unwrap();
     assert!(near(now - last.seconds, 10 * 60), "{a:?}");
 
@@ -273,7 +240,7 @@ async fn thresholds_are_configurable() {
         config.thresholds.running_too_long = Duration::from_secs(4 * 3600);
     })
     .await;
-    let mut client = health.client().await;
+    let mut client = fleet_client(&health).await;
     let totals = client
         .get_fleet_status(request(pb::GetFleetStatusRequest {}, &fleet_token(), None))
         .await
@@ -297,7 +264,7 @@ async fn list_tenant_health_pages_through_every_tenant_exactly_once() {
     let db = TestDb::new().await;
     let seeded = seed_tenants(&db, 7).await;
     let health = start_health_with(&db, |_| {}).await;
-    let mut client = health.client().await;
+    let mut client = fleet_client(&health).await;
 
     let (tenants, pages) = all_tenant_health(&mut client, 3).await;
     assert_eq!(pages, 3, "7 tenants in pages of 3");
@@ -327,7 +294,7 @@ async fn fleet_methods_refuse_tenant_scoped_tokens() {
     let db = TestDb::new().await;
     let tenants = seed_tenants(&db, 2).await;
     let health = start_health_with(&db, |_| {}).await;
-    let mut client = health.client().await;
+    let mut client = fleet_client(&health).await;
     let tenant_token = token(&tenants, Role::Admin);
 
     let status = client
@@ -360,7 +327,7 @@ async fn fleet_replies_carry_no_names_or_secrets() {
     let db = TestDb::new().await;
     let seeded = seed_fleet(&db).await;
     let health = start_health_with(&db, |_| {}).await;
-    let mut client = health.client().await;
+    let mut client = fleet_client(&health).await;
 
     let status = client
         .get_fleet_status(request(pb::GetFleetStatusRequest {}, &fleet_token(), None))
@@ -426,7 +393,7 @@ async fn fleet_status_reports_version_and_health_of_each_service() {
         config.integrations_url = Some(integrations.url());
     })
     .await;
-    let mut client = health.client().await;
+    let mut client = fleet_client(&health).await;
     let services = wait_for_services(&mut client, |s| {
         s.iter().all(|s| s.status() == pb::ServingStatus::Serving)
     })
@@ -442,16 +409,13 @@ async fn fleet_status_reports_version_and_health_of_each_service() {
     }
 
     // A peer that does not answer is UNKNOWN, quickly, without failing the call.
-    let port = {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        listener.local_addr().unwrap().port()
-    };
+    let port = closed_port();
     let lonely = start_health_with(&db, |config| {
         config.analytics_url = Some(format!("http://127.0.0.1:{port}"));
         config.peer_timeout = Duration::from_millis(500);
     })
     .await;
-    let mut client = lonely.client().await;
+    let mut client = fleet_client(&lonely).await;
     let started = std::time::Instant::now();
     let services = wait_for_services(&mut client, |s| {
         service(s, "adscope-health").status() == pb::ServingStatus::Serving
@@ -496,22 +460,7 @@ async fn fleet_tokens_grant_nothing_beyond_their_tenants_on_analytics_and_integr
     let mut connections = ConnectionServiceClient::new(integrations.channel().await);
 
     for (tenant, external_id) in [(a, "a-campaign"), (b, "b-campaign")] {
-        campaigns
-            .create_campaign(request(
-                analytics_pb::CreateCampaignRequest {
-                    campaign: Some(analytics_pb::Campaign {
-                        external_id: external_id.into(),
-                        name: external_id.into(),
-                        platform: analytics_pb::Platform::Meta.into(),
-                        currency: "EUR".into(),
-                        ..Default::default()
-                    }),
-                },
-                &token(&[tenant], Role::Analyst),
-                Some(tenant),
-            ))
-            .await
-            .unwrap();
+        create_campaign(&analytics, tenant, external_id, external_id).await;
     }
 
     // A pure fleet token lists no tenant: without x-tenant-id it is not

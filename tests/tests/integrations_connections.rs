@@ -8,12 +8,11 @@ mod integrations_fake;
 
 use std::time::Duration;
 
-use adscope_e2e::{Running, request, seed_tenants, start_integrations_with};
+use adscope_e2e::{Running, Tenant, create_connection, seed_tenants, start_integrations_with};
 use adscope_integrations::config::{AirbyteAuth, AirbyteConfig};
 use adscope_proto::integrations::v1 as pb;
 use adscope_proto::integrations::v1::connection_service_client::ConnectionServiceClient;
-use adscope_tenancy::{Role, TenantId};
-use adscope_testing::{TestDb, token};
+use adscope_testing::TestDb;
 use integrations_fake::{BYTES, CREATED_S, FakeAirbyte, Mode, RECORDS, RUN_S};
 use tonic::Code;
 use tonic::transport::Channel;
@@ -54,36 +53,6 @@ fn connection(
     }
 }
 
-struct Tenant {
-    id: TenantId,
-    token: String,
-}
-
-impl Tenant {
-    fn new(id: TenantId) -> Tenant {
-        Tenant {
-            id,
-            token: token(&[id], Role::Analyst),
-        }
-    }
-
-    fn req<T>(&self, message: T) -> tonic::Request<T> {
-        request(message, &self.token, Some(self.id))
-    }
-
-    async fn create(&self, client: &mut Client, c: pb::Connection) -> pb::Connection {
-        client
-            .create_connection(self.req(pb::CreateConnectionRequest {
-                connection: Some(c),
-            }))
-            .await
-            .unwrap()
-            .into_inner()
-            .connection
-            .unwrap()
-    }
-}
-
 async fn setup(airbyte: Option<AirbyteConfig>) -> (TestDb, Running, Client, Tenant, Tenant) {
     let db = TestDb::new().await;
     let tenants = seed_tenants(&db, 2).await;
@@ -108,14 +77,14 @@ fn airbyte(fake: &FakeAirbyte, auth: AirbyteAuth, timeout: Duration) -> Option<A
 
 #[tokio::test]
 async fn connection_crud_round_trips_and_tenant_b_gets_not_found() {
-    let (_db, _server, mut client, a, b) = setup(None).await;
+    let (_db, server, mut client, a, b) = setup(None).await;
     let shared_airbyte = Uuid::new_v4();
-    let created = a
-        .create(
-            &mut client,
-            connection("A meta", shared_airbyte, interval(60), true),
-        )
-        .await;
+    let created = create_connection(
+        &server,
+        a.id,
+        connection("A meta", shared_airbyte, interval(60), true),
+    )
+    .await;
     assert_eq!(created.name, "A meta");
     assert_eq!(created.provider, "meta");
     assert!(created.active);
@@ -133,12 +102,12 @@ async fn connection_crud_round_trips_and_tenant_b_gets_not_found() {
         .unwrap_err();
     assert_eq!(again.code(), Code::AlreadyExists, "{again:?}");
     assert!(again.message().contains(&shared_airbyte.to_string()));
-    let b_conn = b
-        .create(
-            &mut client,
-            connection("B meta", shared_airbyte, None, true),
-        )
-        .await;
+    let b_conn = create_connection(
+        &server,
+        b.id,
+        connection("B meta", shared_airbyte, None, true),
+    )
+    .await;
 
     // Validation: every bad field named, nothing written.
     let mut bad = connection("", Uuid::new_v4(), interval(0), true);
@@ -173,12 +142,12 @@ async fn connection_crud_round_trips_and_tenant_b_gets_not_found() {
         "{}",
         bad_cron.message()
     );
-    let with_cron = a
-        .create(
-            &mut client,
-            connection("A cron", Uuid::new_v4(), cron("0 */6 * * *"), true),
-        )
-        .await;
+    let with_cron = create_connection(
+        &server,
+        a.id,
+        connection("A cron", Uuid::new_v4(), cron("0 */6 * * *"), true),
+    )
+    .await;
     assert_eq!(with_cron.schedule, cron("0 */6 * * *"));
 
     // Get: A sees its own; B gets NOT_FOUND, like an id that does not exist.
@@ -317,31 +286,34 @@ async fn connection_crud_round_trips_and_tenant_b_gets_not_found() {
 
 #[tokio::test]
 async fn list_connections_pages_by_keyset_and_filters_due() {
-    let (_db, _server, mut client, a, b) = setup(None).await;
-    let due = a
-        .create(
-            &mut client,
-            connection("c due interval", Uuid::new_v4(), interval(5), true),
-        )
-        .await;
-    a.create(
-        &mut client,
+    let (_db, server, mut client, a, b) = setup(None).await;
+    let due = create_connection(
+        &server,
+        a.id,
+        connection("c due interval", Uuid::new_v4(), interval(5), true),
+    )
+    .await;
+    create_connection(
+        &server,
+        a.id,
         connection("a manual", Uuid::new_v4(), None, true),
     )
     .await;
-    a.create(
-        &mut client,
+    create_connection(
+        &server,
+        a.id,
         connection("b inactive", Uuid::new_v4(), interval(5), false),
     )
     .await;
-    let due_cron = a
-        .create(
-            &mut client,
-            connection("d due cron", Uuid::new_v4(), cron("* * * * *"), true),
-        )
-        .await;
-    b.create(
-        &mut client,
+    let due_cron = create_connection(
+        &server,
+        a.id,
+        connection("d due cron", Uuid::new_v4(), cron("* * * * *"), true),
+    )
+    .await;
+    create_connection(
+        &server,
+        b.id,
         connection("b's due", Uuid::new_v4(), interval(5), true),
     )
     .await;
@@ -435,25 +407,25 @@ async fn list_connections_pages_by_keyset_and_filters_due() {
 async fn trigger_sync_records_telemetry_in_seconds_and_milliseconds() {
     let fake = FakeAirbyte::start().await;
     fake.set_get_status("succeeded");
-    let (_db, _server, mut client, a, b) = setup(airbyte(
+    let (_db, server, mut client, a, b) = setup(airbyte(
         &fake,
         AirbyteAuth::Bearer("airbyte-token-1".into()),
         Duration::from_secs(5),
     ))
     .await;
     let airbyte_id = Uuid::new_v4();
-    let conn = a
-        .create(
-            &mut client,
-            connection("A meta", airbyte_id, interval(60), true),
-        )
-        .await;
-    let b_conn = b
-        .create(
-            &mut client,
-            connection("B meta", Uuid::new_v4(), None, true),
-        )
-        .await;
+    let conn = create_connection(
+        &server,
+        a.id,
+        connection("A meta", airbyte_id, interval(60), true),
+    )
+    .await;
+    let b_conn = create_connection(
+        &server,
+        b.id,
+        connection("B meta", Uuid::new_v4(), None, true),
+    )
+    .await;
 
     let job = client
         .trigger_sync(a.req(pb::TriggerSyncRequest {
@@ -597,7 +569,7 @@ async fn trigger_sync_records_telemetry_in_seconds_and_milliseconds() {
 #[tokio::test]
 async fn trigger_sync_sends_basic_auth_when_configured() {
     let fake = FakeAirbyte::start().await;
-    let (_db, _server, mut client, a, _b) = setup(airbyte(
+    let (_db, server, mut client, a, _b) = setup(airbyte(
         &fake,
         AirbyteAuth::Basic {
             user: "airbyte".into(),
@@ -606,9 +578,7 @@ async fn trigger_sync_sends_basic_auth_when_configured() {
         Duration::from_secs(5),
     ))
     .await;
-    let conn = a
-        .create(&mut client, connection("A", Uuid::new_v4(), None, true))
-        .await;
+    let conn = create_connection(&server, a.id, connection("A", Uuid::new_v4(), None, true)).await;
     let job = client
         .trigger_sync(a.req(pb::TriggerSyncRequest {
             connection_id: conn.id,
@@ -630,15 +600,13 @@ async fn trigger_sync_sends_basic_auth_when_configured() {
 #[tokio::test]
 async fn trigger_sync_maps_upstream_failures_and_records_nothing() {
     let fake = FakeAirbyte::start().await;
-    let (_db, _server, mut client, a, _b) = setup(airbyte(
+    let (_db, server, mut client, a, _b) = setup(airbyte(
         &fake,
         AirbyteAuth::None,
         Duration::from_millis(700),
     ))
     .await;
-    let conn = a
-        .create(&mut client, connection("A", Uuid::new_v4(), None, true))
-        .await;
+    let conn = create_connection(&server, a.id, connection("A", Uuid::new_v4(), None, true)).await;
     for (mode, code) in [
         (Mode::Status(422), Code::FailedPrecondition),
         (Mode::Status(404), Code::FailedPrecondition),
@@ -693,10 +661,8 @@ async fn trigger_sync_maps_upstream_failures_and_records_nothing() {
 
 #[tokio::test]
 async fn trigger_sync_without_airbyte_is_failed_precondition() {
-    let (_db, _server, mut client, a, _b) = setup(None).await;
-    let conn = a
-        .create(&mut client, connection("A", Uuid::new_v4(), None, true))
-        .await;
+    let (_db, server, mut client, a, _b) = setup(None).await;
+    let conn = create_connection(&server, a.id, connection("A", Uuid::new_v4(), None, true)).await;
     let err = client
         .trigger_sync(a.req(pb::TriggerSyncRequest {
             connection_id: conn.id,

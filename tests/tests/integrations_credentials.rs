@@ -9,41 +9,20 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use adscope_db::{Database, DbConfig, ServiceRole};
-use adscope_e2e::{Running, request, seed_tenants, start_integrations_with};
+use adscope_e2e::{Running, admin, key_file, request, seed_tenants, start_integrations_with};
 use adscope_integrations::credentials::{CredentialError, reveal_for_use};
 use adscope_integrations::kms::LocalKeyFile;
 use adscope_proto::integrations::v1 as pb;
 use adscope_proto::integrations::v1::credential_service_client::CredentialServiceClient;
 use adscope_tenancy::{Principal, Role, TenantContext, TenantId};
 use adscope_testing::{TestDb, token};
-use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
+use diesel_async::SimpleAsyncConnection;
 use prost::Message;
 use tonic::Code;
 use tonic::transport::Channel;
 use uuid::Uuid;
 
 type Client = CredentialServiceClient<Channel>;
-
-/// A fresh key-encryption key file, owner-only.
-fn key_file() -> PathBuf {
-    let path = std::env::temp_dir().join(format!("adscope-kek-{}.hex", Uuid::new_v4()));
-    let key: Vec<u8> = (0..32).map(|_| rand_byte()).collect();
-    std::fs::write(&path, hex_encode(&key)).unwrap();
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
-    }
-    path
-}
-
-fn rand_byte() -> u8 {
-    Uuid::new_v4().as_bytes()[0]
-}
-
-fn hex_encode(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
 
 struct Setup {
     db: TestDb,
@@ -133,10 +112,6 @@ async fn reveal(
         revealed.access_token.as_str().to_owned(),
         revealed.refresh_token.as_str().to_owned(),
     ))
-}
-
-async fn admin(db: &TestDb) -> AsyncPgConnection {
-    AsyncPgConnection::establish(db.admin_url()).await.unwrap()
 }
 
 /// Fails the test with `message` unless `condition` holds, evaluated by the

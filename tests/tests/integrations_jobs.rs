@@ -10,12 +10,15 @@
 
 mod integrations_fake;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use adscope_db::{Database, DbConfig, ServiceRole};
-use adscope_e2e::{Running, request, seed_tenants, start_analytics, start_integrations_with};
+use adscope_e2e::{
+    Running, admin, create_connection, key_file, now_s, request, seed_tenants, start_analytics,
+    start_integrations_with,
+};
 use adscope_integrations::config::{AirbyteAuth, AirbyteConfig};
 use adscope_integrations::credentials::reveal_for_use;
 use adscope_integrations::kms::LocalKeyFile;
@@ -23,35 +26,16 @@ use adscope_integrations::scheduler::Scheduler;
 use adscope_proto::analytics::v1 as apb;
 use adscope_proto::analytics::v1::snapshot_service_client::SnapshotServiceClient;
 use adscope_proto::integrations::v1 as pb;
-use adscope_proto::integrations::v1::connection_service_client::ConnectionServiceClient;
 use adscope_proto::integrations::v1::credential_service_client::CredentialServiceClient;
 use adscope_telemetry::testing::{attribute, test_exporter};
 use adscope_tenancy::{Principal, Role, TenantContext, TenantId};
 use adscope_testing::{TestDb, token};
-use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
+use diesel_async::{AsyncPgConnection, SimpleAsyncConnection};
 use integrations_fake::FakeAirbyte;
 use opentelemetry_sdk::trace::SpanData;
 use uuid::Uuid;
 
 const DAY: i64 = 24 * 3600;
-
-/// A fresh key-encryption key file, owner-only.
-fn key_file() -> PathBuf {
-    let path = std::env::temp_dir().join(format!("adscope-jobs-kek-{}.hex", Uuid::new_v4()));
-    let key: String = Uuid::new_v4()
-        .as_bytes()
-        .iter()
-        .chain(Uuid::new_v4().as_bytes())
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    std::fs::write(&path, key).unwrap();
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
-    }
-    path
-}
 
 fn pool(db: &TestDb) -> Database {
     Database::connect(&DbConfig::new(
@@ -77,19 +61,6 @@ fn airbyte(fake: &FakeAirbyte) -> AirbyteConfig {
         auth: AirbyteAuth::None,
         timeout: Duration::from_secs(5),
     }
-}
-
-fn now_s() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        .try_into()
-        .unwrap()
-}
-
-async fn admin(db: &TestDb) -> AsyncPgConnection {
-    AsyncPgConnection::establish(db.admin_url()).await.unwrap()
 }
 
 async fn sql(conn: &mut AsyncPgConnection, statements: &str) {
@@ -144,28 +115,23 @@ async fn put_credential(
 /// Creates an active `meta` connection; returns its Airbyte id.
 async fn connection(server: &Running, tenant: TenantId, interval_minutes: Option<i32>) -> String {
     let airbyte = Uuid::new_v4().to_string();
-    let mut client = ConnectionServiceClient::new(server.channel().await);
-    client
-        .create_connection(request(
-            pb::CreateConnectionRequest {
-                connection: Some(pb::Connection {
-                    name: format!("meta {airbyte}"),
-                    provider: "meta".into(),
-                    airbyte_connection_id: airbyte.clone(),
-                    schedule: interval_minutes.map(|minutes| pb::Schedule {
-                        kind: Some(pb::schedule::Kind::Interval(pb::schedule::Interval {
-                            minutes,
-                        })),
-                    }),
-                    active: true,
-                    ..Default::default()
-                }),
-            },
-            &token(&[tenant], Role::Analyst),
-            Some(tenant),
-        ))
-        .await
-        .unwrap();
+    create_connection(
+        server,
+        tenant,
+        pb::Connection {
+            name: format!("meta {airbyte}"),
+            provider: "meta".into(),
+            airbyte_connection_id: airbyte.clone(),
+            schedule: interval_minutes.map(|minutes| pb::Schedule {
+                kind: Some(pb::schedule::Kind::Interval(pb::schedule::Interval {
+                    minutes,
+                })),
+            }),
+            active: true,
+            ..Default::default()
+        },
+    )
+    .await;
     airbyte
 }
 

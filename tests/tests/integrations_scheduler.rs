@@ -9,7 +9,7 @@ mod integrations_fake;
 use std::time::Duration;
 
 use adscope_db::{Database, DbConfig, ServiceRole};
-use adscope_e2e::{request, seed_tenants, start_integrations};
+use adscope_e2e::{Running, create_connection, now_s, request, seed_tenants, start_integrations};
 use adscope_integrations::config::{AirbyteAuth, AirbyteConfig};
 use adscope_integrations::scheduler::{DUE_SYNCS, STUCK_AFTER, Scheduler};
 use adscope_proto::integrations::v1 as pb;
@@ -17,7 +17,6 @@ use adscope_proto::integrations::v1::connection_service_client::ConnectionServic
 use adscope_tenancy::{Role, TenantId};
 use adscope_testing::{TestDb, token};
 use integrations_fake::{FakeAirbyte, Mode};
-use tonic::transport::Channel;
 use uuid::Uuid;
 
 fn scheduler(db: &TestDb, fake: &FakeAirbyte) -> Scheduler {
@@ -40,34 +39,30 @@ fn scheduler(db: &TestDb, fake: &FakeAirbyte) -> Scheduler {
 
 /// Creates a connection; returns its Airbyte id.
 async fn connection(
-    client: &mut ConnectionServiceClient<Channel>,
+    server: &Running,
     tenant: TenantId,
     name: &str,
     minutes: Option<i32>,
     active: bool,
 ) -> String {
     let airbyte = Uuid::new_v4().to_string();
-    client
-        .create_connection(request(
-            pb::CreateConnectionRequest {
-                connection: Some(pb::Connection {
-                    name: name.into(),
-                    provider: "meta".into(),
-                    airbyte_connection_id: airbyte.clone(),
-                    schedule: minutes.map(|minutes| pb::Schedule {
-                        kind: Some(pb::schedule::Kind::Interval(pb::schedule::Interval {
-                            minutes,
-                        })),
-                    }),
-                    active,
-                    ..Default::default()
-                }),
-            },
-            &token(&[tenant], Role::Analyst),
-            Some(tenant),
-        ))
-        .await
-        .unwrap();
+    create_connection(
+        server,
+        tenant,
+        pb::Connection {
+            name: name.into(),
+            provider: "meta".into(),
+            airbyte_connection_id: airbyte.clone(),
+            schedule: minutes.map(|minutes| pb::Schedule {
+                kind: Some(pb::schedule::Kind::Interval(pb::schedule::Interval {
+                    minutes,
+                })),
+            }),
+            active,
+            ..Default::default()
+        },
+    )
+    .await;
     airbyte
 }
 
@@ -85,13 +80,13 @@ async fn scheduler_starts_due_interval_syncs_and_not_the_others() {
     let mut client = ConnectionServiceClient::new(server.channel().await);
     let fake = FakeAirbyte::start().await;
     // Jobs that start now and succeed.
-    fake.set_created(chrono_now());
+    fake.set_created(now_s());
     fake.set_get_status("succeeded");
 
-    let due_a = connection(&mut client, a, "A due", Some(60), true).await;
-    let manual_a = connection(&mut client, a, "A manual", None, true).await;
-    let inactive_a = connection(&mut client, a, "A inactive", Some(1), false).await;
-    let due_b = connection(&mut client, b, "B due", Some(60), true).await;
+    let due_a = connection(&server, a, "A due", Some(60), true).await;
+    let manual_a = connection(&server, a, "A manual", None, true).await;
+    let inactive_a = connection(&server, a, "A inactive", Some(1), false).await;
+    let due_b = connection(&server, b, "B due", Some(60), true).await;
 
     let scheduler = scheduler(&db, &fake);
     let report = scheduler.run_once().await;
@@ -130,10 +125,9 @@ async fn one_tenants_failing_airbyte_call_does_not_stop_the_others() {
     // The failing tenant comes first in the pass.
     let (failing, healthy) = sorted_tenants(&db).await;
     let server = start_integrations(&db).await;
-    let mut client = ConnectionServiceClient::new(server.channel().await);
     let fake = FakeAirbyte::start().await;
-    let broken = connection(&mut client, failing, "broken", Some(5), true).await;
-    let fine = connection(&mut client, healthy, "fine", Some(5), true).await;
+    let broken = connection(&server, failing, "broken", Some(5), true).await;
+    let fine = connection(&server, healthy, "fine", Some(5), true).await;
     fake.set_connection_mode(&broken, Mode::Status(502));
 
     let report = scheduler(&db, &fake).run_once().await;
@@ -156,14 +150,13 @@ async fn two_schedulers_start_each_due_sync_exactly_once() {
     let db = TestDb::new().await;
     let (a, b) = sorted_tenants(&db).await;
     let server = start_integrations(&db).await;
-    let mut client = ConnectionServiceClient::new(server.channel().await);
     let fake = FakeAirbyte::start().await;
     // Slow answers, so the two passes overlap.
     fake.set_delay(Duration::from_millis(150));
     let mut due = Vec::new();
     for tenant in [a, b] {
         for name in ["one", "two"] {
-            due.push(connection(&mut client, tenant, name, Some(30), true).await);
+            due.push(connection(&server, tenant, name, Some(30), true).await);
         }
     }
 
@@ -179,15 +172,6 @@ async fn two_schedulers_start_each_due_sync_exactly_once() {
         r1.failures.is_empty() && r2.failures.is_empty(),
         "{r1:?} {r2:?}"
     );
-}
-
-fn chrono_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        .try_into()
-        .unwrap()
 }
 
 #[tokio::test]
@@ -207,11 +191,11 @@ async fn stuck_running_jobs_are_reconciled_with_airbyte_or_marked_failed() {
     let mut client = ConnectionServiceClient::new(server.channel().await);
     // Manual connections (never due); their jobs started an hour beyond the
     // stuck threshold and still run, so the pass must look at them.
-    let stuck_since = chrono_now() - i64::try_from(STUCK_AFTER.as_secs()).unwrap() - 3600;
+    let stuck_since = now_s() - i64::try_from(STUCK_AFTER.as_secs()).unwrap() - 3600;
     fake.set_created(stuck_since);
     let mut ids = Vec::new();
     for tenant in [a, b] {
-        connection(&mut client, tenant, "manual", None, true).await;
+        connection(&server, tenant, "manual", None, true).await;
         let listed = client
             .list_connections(request(
                 pb::ListConnectionsRequest::default(),
@@ -240,8 +224,8 @@ async fn stuck_running_jobs_are_reconciled_with_airbyte_or_marked_failed() {
     }
     // A job of A started just now is running, not stuck: the pass must leave
     // it alone even though Airbyte would report it as succeeded.
-    fake.set_created(chrono_now());
-    let fresh_airbyte = connection(&mut client, a, "fresh", None, true).await;
+    fake.set_created(now_s());
+    let fresh_airbyte = connection(&server, a, "fresh", None, true).await;
     let fresh_connection = client
         .list_connections(request(
             pb::ListConnectionsRequest::default(),

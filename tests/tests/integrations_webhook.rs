@@ -9,7 +9,8 @@ mod integrations_fake;
 use std::sync::Arc;
 
 use adscope_e2e::{
-    Running, request, seed_tenants, start_analytics, start_analytics_with, start_integrations_with,
+    Running, closed_port, create_connection, request, seed_tenants, start_analytics,
+    start_analytics_with, start_integrations_with,
 };
 use adscope_integrations::webhook::{PATH, SECRET_HEADER, SIGNATURE_HEADER, signature};
 use adscope_proto::integrations::v1 as pb;
@@ -59,45 +60,12 @@ async fn setup_signed(
         cfg.service_minter = Some(Arc::new(service_minter));
     })
     .await;
-    let mut client = ConnectionServiceClient::new(server.channel().await);
+    let client = ConnectionServiceClient::new(server.channel().await);
     let (a, b) = (tenants[0], tenants[1]);
     let airbyte = Uuid::new_v4();
-    let created = client
-        .create_connection(request(
-            pb::CreateConnectionRequest {
-                connection: Some(pb::Connection {
-                    name: "A meta".into(),
-                    provider: "meta".into(),
-                    airbyte_connection_id: airbyte.to_string(),
-                    active: true,
-                    ..Default::default()
-                }),
-            },
-            &token(&[a], Role::Analyst),
-            Some(a),
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-        .connection
-        .unwrap();
+    let created = create_connection(&server, a, meta("A meta", airbyte)).await;
     // B has a connection of its own, so "B sees nothing" is not vacuous.
-    client
-        .create_connection(request(
-            pb::CreateConnectionRequest {
-                connection: Some(pb::Connection {
-                    name: "B meta".into(),
-                    provider: "meta".into(),
-                    airbyte_connection_id: Uuid::new_v4().to_string(),
-                    active: true,
-                    ..Default::default()
-                }),
-            },
-            &token(&[b], Role::Analyst),
-            Some(b),
-        ))
-        .await
-        .unwrap();
+    create_connection(&server, b, meta("B meta", Uuid::new_v4())).await;
     Setup {
         _db: db,
         server,
@@ -105,6 +73,17 @@ async fn setup_signed(
         a,
         b,
         conn_a: (created.id, airbyte),
+    }
+}
+
+/// An active `meta` connection to Airbyte's `airbyte`.
+fn meta(name: &str, airbyte: Uuid) -> pb::Connection {
+    pb::Connection {
+        name: name.into(),
+        provider: "meta".into(),
+        airbyte_connection_id: airbyte.to_string(),
+        active: true,
+        ..Default::default()
     }
 }
 
@@ -281,9 +260,7 @@ async fn webhook_without_a_configured_secret_is_503() {
 #[tokio::test]
 async fn webhook_keeps_its_write_when_analytics_is_down() {
     // Nothing listens on this port.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}", closed.local_addr().unwrap());
-    drop(closed);
+    let url = format!("http://127.0.0.1:{}", closed_port());
     let mut s = setup(Some(SECRET), Some(url)).await;
     let (code, body) = post(
         s.server.addr,
@@ -304,26 +281,7 @@ async fn webhook_applies_to_every_tenant_that_registered_the_airbyte_connection(
     let mut s = setup(Some(SECRET), None).await;
     let b = s.b;
     // B registers the same Airbyte connection as A.
-    let b_conn = s
-        .client
-        .create_connection(request(
-            pb::CreateConnectionRequest {
-                connection: Some(pb::Connection {
-                    name: "B copy".into(),
-                    provider: "meta".into(),
-                    airbyte_connection_id: s.conn_a.1.to_string(),
-                    active: true,
-                    ..Default::default()
-                }),
-            },
-            &token(&[b], Role::Analyst),
-            Some(b),
-        ))
-        .await
-        .unwrap()
-        .into_inner()
-        .connection
-        .unwrap();
+    let b_conn = create_connection(&s.server, b, meta("B copy", s.conn_a.1)).await;
     let (code, body) = post(
         s.server.addr,
         PATH,
