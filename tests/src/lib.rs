@@ -271,6 +271,9 @@ pub fn js_tools() -> std::path::PathBuf {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("js");
     let bin = dir.join("node_modules/.bin");
     if !(bin.join("esbuild").exists() && bin.join("buf").exists()) {
+        if !on_path("npm") {
+            apt_install(&["nodejs", "npm"]);
+        }
         let installed = std::process::Command::new("npm")
             .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
             .current_dir(&dir)
@@ -346,4 +349,36 @@ pub async fn create_connection(
         .into_inner()
         .connection
         .unwrap()
+}
+
+/// Whether `program` is on `PATH`.
+pub fn on_path(program: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
+}
+
+/// Installs Debian packages when running as root, as the harness does for
+/// PostgreSQL; elsewhere (or when it fails) it does nothing, and the caller's
+/// own check then fails saying what to install.
+pub fn apt_install(packages: &[&str]) {
+    use std::process::{Command, Stdio};
+
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|out| out.stdout.trim_ascii() == b"0");
+    if !root || !on_path("apt-get") {
+        return;
+    }
+    let run = |args: &[&str]| {
+        Command::new("apt-get")
+            .args(args)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .stdin(Stdio::null())
+            .status()
+            .is_ok_and(|status| status.success())
+    };
+    if run(&["update", "-qq"]) {
+        run(&[&["install", "-y", "-qq"][..], packages].concat());
+    }
 }

@@ -32,20 +32,6 @@ fn page_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("js")
 }
 
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|out| out.stdout.trim_ascii() == b"0")
-}
-
-fn run(command: &mut Command) -> bool {
-    command
-        .stdin(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
 /// The Chromium binary, installing Debian's `chromium` when running as root
 /// on a machine without it; panics with the command to run otherwise, so the
 /// check can never pass by being skipped.
@@ -64,13 +50,8 @@ fn chromium() -> PathBuf {
     if let Some(path) = found() {
         return path;
     }
-    if is_root()
-        && run(Command::new("apt-get").args(["update", "-qq"]))
-        && run(Command::new("apt-get")
-            .args(["install", "-y", "-qq", "chromium"])
-            .env("DEBIAN_FRONTEND", "noninteractive"))
-        && let Some(path) = found()
-    {
+    adscope_e2e::apt_install(&["chromium"]);
+    if let Some(path) = found() {
         return path;
     }
     panic!("the browser test needs Chromium: run `apt-get install chromium` (Debian) as root");

@@ -38,6 +38,9 @@ fn ensure_grpcio() {
     if has_grpc_modules() {
         return;
     }
+    if !python(&["-m", "pip", "--version"]).is_ok_and(|out| out.status.success()) {
+        adscope_e2e::apt_install(&["python3", "python3-pip"]);
+    }
     let install = ["-m", "pip", "install", "--quiet", "grpcio", "grpcio-tools"];
     // Debian 12's system Python refuses pip installs unless told otherwise.
     let with_override = [&install[..], &["--break-system-packages"]].concat();
